@@ -1,0 +1,302 @@
+"""Node layout: where a node keeps its files, the TOML config that overrides them, and state dirs.
+
+Defaults are kubeadm's (the same paths kube-bench substitutes). `--root DIR` resolves every
+layout path, and every absolute host path found in a manifest, under DIR.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from cis_tui.errors import UserError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+APP_NAME = "cis-tui"
+CONFIG_ENV = "CIS_TUI_CONFIG"
+STATE_ENV = "CIS_TUI_STATE_DIR"
+
+#: Control-plane components that run as static pods, in the engine's transaction order.
+STATIC_COMPONENTS: tuple[str, ...] = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+)
+COMPONENTS: tuple[str, ...] = (*STATIC_COMPONENTS, "kubelet")
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    """Health-gate tuning (DESIGN section 6, step 8)."""
+
+    timeouts: dict[str, float] = field(
+        default_factory=lambda: {
+            "etcd": 180.0,
+            "kube-apiserver": 180.0,
+            "kube-controller-manager": 120.0,
+            "kube-scheduler": 120.0,
+            "kubelet": 60.0,
+        }
+    )
+    stable_successes: int = 3
+    stable_seconds: float = 5.0
+    poll_initial: float = 0.1
+    poll_max: float = 1.0
+    #: Client certificate presented when a probe answers 401/403 (signed by the cluster CA).
+    client_cert: Path | None = None
+    client_key: Path | None = None
+
+    def timeout_for(self, component: str) -> float:
+        return self.timeouts.get(component, 120.0)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Every path cis-tui reads or writes on a node; all absolute."""
+
+    manifests_dir: Path = Path("/etc/kubernetes/manifests")
+    kubelet_config: Path = Path("/var/lib/kubelet/config.yaml")
+    kubelet_kubeconfig: Path = Path("/etc/kubernetes/kubelet.conf")
+    kubelet_service: Path = Path("/etc/systemd/system/kubelet.service.d/10-kubeadm.conf")
+    kubelet_flags_env: Path = Path("/var/lib/kubelet/kubeadm-flags.env")
+    pki_dir: Path = Path("/etc/kubernetes/pki")
+    admin_conf: Path = Path("/etc/kubernetes/admin.conf")
+    super_admin_conf: Path = Path("/etc/kubernetes/super-admin.conf")
+    scheduler_conf: Path = Path("/etc/kubernetes/scheduler.conf")
+    controller_manager_conf: Path = Path("/etc/kubernetes/controller-manager.conf")
+    proxy_kubeconfig: Path = Path("/etc/kubernetes/proxy.conf")
+    etcd_data_dir: Path = Path("/var/lib/etcd")
+    cni_conf_dir: Path = Path("/etc/cni/net.d")
+    cni_networks_dir: Path = Path("/var/lib/cni/networks")
+    # Where remediations put companion files (kubeadm-style locations).
+    audit_policy_file: Path = Path("/etc/kubernetes/audit-policy.yaml")
+    audit_log_dir: Path = Path("/var/log/kubernetes/audit")
+    encryption_config: Path = Path("/etc/kubernetes/enc/encryption-config.yaml")
+    admission_config: Path = Path("/etc/kubernetes/admission/admission-config.yaml")
+    #: File name of each component's static pod manifest inside manifests_dir.
+    manifest_names: dict[str, str] = field(
+        default_factory=lambda: {c: f"{c}.yaml" for c in STATIC_COMPONENTS}
+    )
+    #: The tree every host path is resolved under (`--root`); "/" on a live node.
+    root: Path = Path("/")
+
+    def manifest(self, component: str) -> Path:
+        return self.manifests_dir / self.manifest_names[component]
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.pki_dir / "ca.crt"
+
+    def host_path(self, path: str | Path) -> Path:
+        """A host path as named in a manifest or flag, resolved under the root."""
+        p = Path(path)
+        if self.root == Path("/") or not p.is_absolute():
+            return p
+        return self.root / p.relative_to("/")
+
+    def under_root(self) -> Layout:
+        """This layout with every path moved under `root` (for `--root DIR`)."""
+        if self.root == Path("/"):
+            return self
+        changes = {
+            f.name: self.host_path(getattr(self, f.name))
+            for f in fields(self)
+            if f.type in ("Path", Path) and f.name != "root"
+        }
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the config file and global options decide."""
+
+    layout: Layout
+    state_dir: Path
+    log_dir: Path
+    health: HealthSettings
+    kubelet_restart_command: tuple[str, ...] = ("systemctl", "restart", "kubelet")
+    #: When set, only processes whose working directory is inside this directory are this
+    #: node's components (several nodes' processes on one host, e.g. test nodes).
+    process_root: Path | None = None
+    benchmark: str = "cis-1.12"
+    config_path: Path | None = None
+    has_root_override: bool = False
+
+
+_LAYOUT_KEYS = {f.name for f in fields(Layout)} - {"manifest_names", "root"}
+_HEALTH_KEYS = {
+    "timeouts",
+    "stable_successes",
+    "stable_seconds",
+    "poll_initial",
+    "poll_max",
+    "client_cert",
+    "client_key",
+}
+
+
+def default_config_path() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError("config file not found", path) from None
+    except OSError as exc:
+        raise UserError(f"cannot read config file: {exc.strerror}", path) from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise UserError("config file is not UTF-8 text", path) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"invalid TOML: {exc}", path) from None
+
+
+def _expect(table: Any, name: str, path: Path) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        raise UserError(f"[{name}] must be a table", path)
+    return table
+
+
+def _unknown(table: dict[str, Any], allowed: set[str], name: str, path: Path) -> None:
+    extra = sorted(set(table) - allowed)
+    if extra:
+        raise UserError(f"unknown key {extra[0]!r} in [{name}]", path)
+
+
+def _abs_path(value: Any, key: str, path: Path) -> Path:
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise UserError(f"{key} must be an absolute path string", path)
+    return Path(value)
+
+
+def _number(value: Any, key: str, path: Path, minimum: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+        raise UserError(f"{key} must be a number >= {minimum:g}", path)
+    return float(value)
+
+
+def _parse_layout(table: dict[str, Any], path: Path) -> Layout:
+    _unknown(table, _LAYOUT_KEYS | {"manifests"}, "layout", path)
+    kwargs: dict[str, Any] = {
+        k: _abs_path(v, f"layout.{k}", path) for k, v in table.items() if k != "manifests"
+    }
+    if "manifests" in table:
+        names = _expect(table["manifests"], "layout.manifests", path)
+        _unknown(names, set(STATIC_COMPONENTS), "layout.manifests", path)
+        merged = Layout().manifest_names
+        for comp, name in names.items():
+            if not isinstance(name, str) or "/" in name or name.startswith("."):
+                raise UserError(f"layout.manifests.{comp} must be a plain file name", path)
+            merged[comp] = name
+        kwargs["manifest_names"] = merged
+    return Layout(**kwargs)
+
+
+def _parse_health(table: dict[str, Any], path: Path) -> HealthSettings:
+    _unknown(table, _HEALTH_KEYS, "health", path)
+    base = HealthSettings()
+    kwargs: dict[str, Any] = {}
+    if "timeouts" in table:
+        timeouts = dict(base.timeouts)
+        for comp, value in _expect(table["timeouts"], "health.timeouts", path).items():
+            if comp not in COMPONENTS:
+                raise UserError(f"unknown component {comp!r} in [health.timeouts]", path)
+            timeouts[comp] = _number(value, f"health.timeouts.{comp}", path, 1)
+        kwargs["timeouts"] = timeouts
+    if "stable_successes" in table:
+        kwargs["stable_successes"] = int(
+            _number(table["stable_successes"], "health.stable_successes", path, 1)
+        )
+    for key in ("stable_seconds", "poll_initial", "poll_max"):
+        if key in table:
+            kwargs[key] = _number(table[key], f"health.{key}", path, 0.01 if "poll" in key else 0)
+    for key in ("client_cert", "client_key"):
+        if key in table:
+            kwargs[key] = _abs_path(table[key], f"health.{key}", path)
+    return replace(base, **kwargs)
+
+
+def _default_state_dir(root: Path | None) -> Path:
+    if root is not None:
+        return root / "var/lib/cis-tui"
+    if os.geteuid() == 0:
+        return Path("/var/lib/cis-tui")
+    return Path(platformdirs.user_state_dir(APP_NAME))
+
+
+def load_settings(
+    config: Path | None = None,
+    root: Path | None = None,
+    state_dir: Path | None = None,
+    benchmark: str = "cis-1.12",
+) -> Settings:
+    """Build the settings from defaults, the config file, environment and global options."""
+    explicit = config or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
+    path = explicit or default_config_path()
+    data: dict[str, Any] = {}
+    if explicit is not None or path.is_file():
+        data = _read_toml(path)
+    _unknown(data, {"layout", "state", "kubelet", "health", "processes", "benchmark"}, "top", path)
+
+    layout = _parse_layout(_expect(data.get("layout", {}), "layout", path), path)
+    health = _parse_health(_expect(data.get("health", {}), "health", path), path)
+    if health.client_cert is None:
+        health = replace(
+            health,
+            client_cert=layout.pki_dir / "apiserver-kubelet-client.crt",
+            client_key=layout.pki_dir / "apiserver-kubelet-client.key",
+        )
+
+    kubelet = _expect(data.get("kubelet", {}), "kubelet", path)
+    _unknown(kubelet, {"restart_command"}, "kubelet", path)
+    restart = kubelet.get("restart_command", ["systemctl", "restart", "kubelet"])
+    if not (isinstance(restart, list) and restart and all(isinstance(a, str) for a in restart)):
+        raise UserError("kubelet.restart_command must be a non-empty list of strings", path)
+
+    processes = _expect(data.get("processes", {}), "processes", path)
+    _unknown(processes, {"root"}, "processes", path)
+    process_root = (
+        _abs_path(processes["root"], "processes.root", path) if "root" in processes else None
+    )
+
+    state = _expect(data.get("state", {}), "state", path)
+    _unknown(state, {"dir"}, "state", path)
+    cfg_state = _abs_path(state["dir"], "state.dir", path) if "dir" in state else None
+    env_state = Path(os.environ[STATE_ENV]) if os.environ.get(STATE_ENV) else None
+
+    if root is not None:
+        root = root.resolve()
+        if not root.is_dir():
+            raise UserError("--root is not a directory", root)
+        layout = replace(layout, root=root).under_root()
+        health = replace(
+            health,
+            client_cert=layout.host_path(health.client_cert) if health.client_cert else None,
+            client_key=layout.host_path(health.client_key) if health.client_key else None,
+        )
+    chosen_state = state_dir or env_state or cfg_state or _default_state_dir(root)
+    bench = data.get("benchmark", benchmark) if benchmark == "cis-1.12" else benchmark
+    return Settings(
+        layout=layout,
+        state_dir=Path(chosen_state).absolute(),
+        log_dir=Path(platformdirs.user_log_dir(APP_NAME)),
+        health=health,
+        kubelet_restart_command=tuple(restart),
+        process_root=process_root,
+        benchmark=str(bench),
+        config_path=path if data else None,
+        has_root_override=root is not None,
+    )
