@@ -1,0 +1,408 @@
+"""A snapshot of a node: manifests, kubelet config and command line, file stats, live processes.
+
+All I/O of a scan happens here; evaluation is a pure function over the snapshot.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import shlex
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from cis_tui.audit.flags import ParsedArgs, parse_args
+from cis_tui.audit.processes import LiveProcess, find_processes
+from cis_tui.layout import STATIC_COMPONENTS, Layout, Settings
+
+MAX_FILE_BYTES = 1 << 20
+
+
+class InputError(Exception):
+    """A node file cannot be used: one line naming the file and the problem."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+@dataclass(frozen=True)
+class HostPathVolume:
+    name: str
+    path: str
+    type: str = ""
+
+
+@dataclass(frozen=True)
+class VolumeMount:
+    name: str
+    mount_path: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class Probe:
+    """An httpGet probe as written in the manifest."""
+
+    kind: str  # startupProbe | readinessProbe | livenessProbe
+    scheme: str
+    host: str
+    port: int | str
+    path: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One static pod manifest, parsed for auditing."""
+
+    component: str
+    path: Path
+    command: tuple[str, ...]
+    args: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+    volumes: tuple[HostPathVolume, ...] = ()
+    mounts: tuple[VolumeMount, ...] = ()
+    probes: tuple[Probe, ...] = ()
+    ports: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def argv(self) -> tuple[str, ...]:
+        """Arguments after the binary name, as the process will see them."""
+        return (*self.command[1:], *self.args)
+
+    @property
+    def flags(self) -> ParsedArgs:
+        return parse_args(self.component, self.argv)
+
+
+@dataclass(frozen=True)
+class FileStat:
+    path: Path
+    mode: int  # permission bits only
+    uid: int
+    gid: int
+    owner: str  # user:group, names where known
+    is_dir: bool
+
+
+def read_text_file(path: Path, what: str) -> str:
+    """Read a small UTF-8 text file that must be a regular file (not a symlink)."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        raise InputError(path, f"{what} not found") from None
+    except OSError as exc:
+        raise InputError(path, f"cannot read {what}: {exc.strerror}") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise InputError(path, f"{what} is a symlink; cis-tui reads and edits only regular files")
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(path, f"{what} is not a regular file")
+    if st.st_size > MAX_FILE_BYTES:
+        raise InputError(path, f"{what} is larger than 1 MiB")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(path, f"cannot read {what}: {exc.strerror}") from None
+    if not raw.strip():
+        raise InputError(path, f"{what} is empty")
+    if b"\0" in raw:
+        raise InputError(path, f"{what} is a binary file, not YAML")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(path, f"{what} is not UTF-8 text") from None
+
+
+def load_yaml_document(text: str, path: Path, what: str) -> Any:
+    """Exactly one YAML document, safely loaded."""
+    try:
+        docs = [d for d in YAML(typ="safe", pure=False).load_all(text) if d is not None]
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise InputError(path, f"malformed YAML{where}: {problem}") from None
+    if len(docs) != 1:
+        raise InputError(path, f"{what} must hold exactly one YAML document, found {len(docs)}")
+    return docs[0]
+
+
+def _str_list(value: Any, path: Path, key: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) for v in value):
+        raise InputError(path, f"container {key} must be a list of strings")
+    return tuple(str(v) for v in value)
+
+
+def _probes(container: dict[str, Any]) -> tuple[Probe, ...]:
+    probes = []
+    for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+        spec = container.get(kind)
+        if isinstance(spec, dict) and isinstance(spec.get("httpGet"), dict):
+            get = spec["httpGet"]
+            probes.append(
+                Probe(
+                    kind=kind,
+                    scheme=str(get.get("scheme", "HTTP")).upper(),
+                    host=str(get.get("host", "") or "127.0.0.1"),
+                    port=get.get("port", 80),
+                    path=str(get.get("path", "/")),
+                )
+            )
+    return tuple(probes)
+
+
+def parse_manifest(text: str, path: Path, component: str) -> Manifest:
+    """Parse a static pod manifest; InputError when it is not a usable single-container Pod."""
+    doc = load_yaml_document(text, path, "manifest")
+    if not isinstance(doc, dict) or doc.get("kind") != "Pod":
+        kind = doc.get("kind") if isinstance(doc, dict) else type(doc).__name__
+        raise InputError(path, f"not a Pod manifest (kind: {kind})")
+    spec = doc.get("spec")
+    containers = spec.get("containers") if isinstance(spec, dict) else None
+    if not isinstance(containers, list) or not containers:
+        raise InputError(path, "Pod has no containers")
+    if len(containers) != 1 or not isinstance(containers[0], dict):
+        names = ", ".join(str(c.get("name")) for c in containers if isinstance(c, dict))
+        raise InputError(path, f"expected one container, found {len(containers)} ({names})")
+    container = containers[0]
+    command = _str_list(container.get("command"), path, "command")
+    args = _str_list(container.get("args"), path, "args")
+    if not command and not args:
+        raise InputError(path, "container has no command or args")
+    if not command:
+        command = (component,)
+    env = {
+        str(e["name"]): str(e.get("value", ""))
+        for e in container.get("env") or []
+        if isinstance(e, dict) and "name" in e
+    }
+    volumes = tuple(
+        HostPathVolume(
+            name=str(v.get("name")),
+            path=str(v["hostPath"].get("path", "")),
+            type=str(v["hostPath"].get("type", "")),
+        )
+        for v in spec.get("volumes") or []
+        if isinstance(v, dict) and isinstance(v.get("hostPath"), dict)
+    )
+    mounts = tuple(
+        VolumeMount(str(m.get("name")), str(m.get("mountPath", "")), bool(m.get("readOnly")))
+        for m in container.get("volumeMounts") or []
+        if isinstance(m, dict)
+    )
+    ports = {
+        str(p["name"]): int(p["containerPort"])
+        for p in container.get("ports") or []
+        if isinstance(p, dict) and "name" in p and "containerPort" in p
+    }
+    return Manifest(
+        component=component,
+        path=path,
+        command=command,
+        args=args,
+        env=env,
+        volumes=volumes,
+        mounts=mounts,
+        probes=_probes(container),
+        ports=ports,
+    )
+
+
+def read_manifest(path: Path, component: str) -> Manifest:
+    return parse_manifest(read_text_file(path, "manifest"), path, component)
+
+
+def read_kubelet_config(path: Path) -> dict[str, Any]:
+    doc = load_yaml_document(read_text_file(path, "kubelet config"), path, "kubelet config")
+    if not isinstance(doc, dict) or doc.get("kind") != "KubeletConfiguration":
+        raise InputError(path, "not a KubeletConfiguration")
+    return doc
+
+
+def read_kubelet_file_args(layout: Layout) -> tuple[str, ...]:
+    """The kubelet arguments kubeadm configures on disk: the drop-in and kubeadm-flags.env."""
+    args: list[str] = []
+    for source in (layout.kubelet_service, layout.kubelet_flags_env):
+        try:
+            text = source.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        for raw in text.splitlines():
+            line = raw.strip()
+            if line.startswith("Environment="):
+                line = line[len("Environment=") :].strip().strip('"')
+            key, sep, value = line.partition("=")
+            if sep and key.startswith("KUBELET_") and key.endswith("_ARGS"):
+                try:
+                    args.extend(shlex.split(value.strip().strip('"')))
+                except ValueError:
+                    continue
+    return tuple(args)
+
+
+_owner_cache: dict[tuple[int, int], str] = {}
+
+
+def owner_name(uid: int, gid: int) -> str:
+    key = (uid, gid)
+    if key not in _owner_cache:
+        try:
+            user = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            user = str(uid)
+        try:
+            group = grp.getgrgid(gid).gr_name
+        except KeyError:
+            group = str(gid)
+        _owner_cache[key] = f"{user}:{group}"
+    return _owner_cache[key]
+
+
+def stat_file(path: Path) -> FileStat | None:
+    try:
+        st = path.lstat()
+    except OSError:
+        return None
+    return FileStat(
+        path=path,
+        mode=stat.S_IMODE(st.st_mode),
+        uid=st.st_uid,
+        gid=st.st_gid,
+        owner=owner_name(st.st_uid, st.st_gid),
+        is_dir=stat.S_ISDIR(st.st_mode),
+    )
+
+
+def _walk(top: Path, include_top: bool) -> Iterator[Path]:
+    if not top.is_dir():
+        return
+    if include_top:
+        yield top
+    for dirpath, dirnames, filenames in os.walk(top):
+        dirnames.sort()
+        base = Path(dirpath)
+        for name in dirnames:
+            yield base / name
+        for name in sorted(filenames):
+            yield base / name
+
+
+@dataclass
+class NodeSnapshot:
+    """What a node says now. Built once per scan; evaluation only reads it."""
+
+    settings: Settings
+    manifests: dict[str, Manifest] = field(default_factory=dict)
+    manifest_errors: dict[str, InputError] = field(default_factory=dict)
+    kubelet_config: dict[str, Any] | None = None
+    kubelet_config_error: InputError | None = None
+    kubelet_file_args: tuple[str, ...] = ()
+    processes: dict[str, LiveProcess] = field(default_factory=dict)
+    live: bool = False  # whether live processes were looked for
+
+    @property
+    def layout(self) -> Layout:
+        return self.settings.layout
+
+    def live_flags(self, component: str) -> ParsedArgs | None:
+        proc = self.processes.get(component)
+        return parse_args(component, proc.args) if proc else None
+
+    def kubelet_flags(self, live: bool) -> ParsedArgs | None:
+        if live:
+            return self.live_flags("kubelet")
+        return parse_args("kubelet", self.kubelet_file_args) if self.kubelet_file_args else None
+
+    def _flag_path(self, component: str, flag: str) -> str | None:
+        live = self.live_flags(component)
+        if live and live.get(flag):
+            return live.get(flag)
+        manifest = self.manifests.get(component)
+        if manifest is not None:
+            return manifest.flags.get(flag)
+        return None
+
+    def target_files(self, target: str) -> list[Path]:
+        """Existing files a file check's target names on this node."""
+        lay = self.layout
+        simple = {
+            "apiserver-manifest": [lay.manifest("kube-apiserver")],
+            "controller-manager-manifest": [lay.manifest("kube-controller-manager")],
+            "scheduler-manifest": [lay.manifest("kube-scheduler")],
+            "etcd-manifest": [lay.manifest("etcd")],
+            "admin-kubeconfigs": [lay.admin_conf, lay.super_admin_conf],
+            "scheduler-kubeconfig": [lay.scheduler_conf],
+            "controller-manager-kubeconfig": [lay.controller_manager_conf],
+            "kubelet-kubeconfig": [lay.kubelet_kubeconfig],
+            "proxy-kubeconfig": [lay.proxy_kubeconfig],
+            "kubelet-service": [lay.kubelet_service],
+            "kubelet-config": [lay.kubelet_config],
+        }
+        if target in simple:
+            candidates = simple[target]
+        elif target == "kubelet-client-ca":
+            candidates = [self._kubelet_client_ca()]
+        elif target == "etcd-data-dir":
+            data_dir = self._flag_path("etcd", "--data-dir")
+            candidates = [lay.host_path(data_dir) if data_dir else lay.etcd_data_dir]
+        elif target == "cni-files":
+            candidates = [
+                p
+                for top in (lay.cni_conf_dir, lay.cni_networks_dir)
+                for p in _walk(top, include_top=False)
+                if not p.is_dir()
+            ]
+        elif target == "pki-tree":
+            candidates = list(_walk(lay.pki_dir, include_top=True))
+        elif target in {"pki-certs", "pki-keys"}:
+            suffix = ".crt" if target == "pki-certs" else ".key"
+            candidates = [p for p in _walk(lay.pki_dir, False) if p.name.endswith(suffix)]
+        else:
+            raise ValueError(f"unknown target {target}")
+        return [p for p in candidates if os.path.lexists(p)]
+
+    def _kubelet_client_ca(self) -> Path:
+        for live in (True, False):
+            flags = self.kubelet_flags(live)
+            if flags and flags.get("--client-ca-file"):
+                return self.layout.host_path(flags.get("--client-ca-file") or "")
+        cfg = self.kubelet_config or {}
+        ca = ((cfg.get("authentication") or {}).get("x509") or {}).get("clientCAFile")
+        return self.layout.host_path(ca) if ca else self.layout.ca_cert
+
+
+def take_snapshot(settings: Settings, live: bool | None = None) -> NodeSnapshot:
+    """Read the node. `live` defaults to True unless the node is a `--root` copy."""
+    look_live = (not settings.has_root_override) if live is None else live
+    snap = NodeSnapshot(settings=settings, live=look_live)
+    for component in STATIC_COMPONENTS:
+        path = settings.layout.manifest(component)
+        if not os.path.lexists(path):
+            continue
+        try:
+            snap.manifests[component] = read_manifest(path, component)
+        except InputError as exc:
+            snap.manifest_errors[component] = exc
+    if os.path.lexists(settings.layout.kubelet_config):
+        try:
+            snap.kubelet_config = read_kubelet_config(settings.layout.kubelet_config)
+        except InputError as exc:
+            snap.kubelet_config_error = exc
+    snap.kubelet_file_args = read_kubelet_file_args(settings.layout)
+    if look_live:
+        snap.processes = find_processes(
+            (*STATIC_COMPONENTS, "kubelet", "kube-proxy"),
+            settings.process_root,
+            env_of=("etcd",),
+        )
+    return snap
