@@ -193,7 +193,9 @@ def _combine(outcomes: list[_Outcome], combine: str) -> _Outcome:
     return _Outcome(passed, "; ".join(o.value for o in outcomes))
 
 
-def _sources(check: Check, snap: NodeSnapshot) -> tuple[_FlagSource | None, _FlagSource | None, str]:
+def _sources(
+    check: Check, snap: NodeSnapshot
+) -> tuple[_FlagSource | None, _FlagSource | None, str]:
     """(file source, live source, error) for a flags check's component."""
     comp = check.component
     proc = snap.processes.get(comp)
@@ -231,10 +233,24 @@ def _evaluate_flags(check: Check, snap: NodeSnapshot) -> Result:
     if error:
         return Result(check, Status.ERROR, expected, None, None, error)
     if file_src is None and live_src is None:
-        where = "no running process" if check.component == "kube-proxy" else "no file and no running process"
-        return Result(check, Status.SKIP, expected, None, None, f"{check.component} not found ({where})")
-    file_out = _combine([file_src.run(t) for t in check.audit.tests], check.audit.combine) if file_src else None
-    live_out = _combine([live_src.run(t) for t in check.audit.tests], check.audit.combine) if live_src else None
+        where = (
+            "no running process"
+            if check.component == "kube-proxy"
+            else "no file and no running process"
+        )
+        return Result(
+            check, Status.SKIP, expected, None, None, f"{check.component} not found ({where})"
+        )
+    file_out = (
+        _combine([file_src.run(t) for t in check.audit.tests], check.audit.combine)
+        if file_src
+        else None
+    )
+    live_out = (
+        _combine([live_src.run(t) for t in check.audit.tests], check.audit.combine)
+        if live_src
+        else None
+    )
     outcomes = [o for o in (file_out, live_out) if o is not None]
     passed = all(o.passed for o in outcomes)
     disagreement = None
@@ -309,26 +325,43 @@ def _evaluate_encryption(check: Check, snap: NodeSnapshot) -> Result:
     )
     if not config:
         return Result(
-            check, _failing(check), expected, "no --encryption-provider-config", None,
+            check,
+            _failing(check),
+            expected,
+            "no --encryption-provider-config",
+            None,
             "kube-apiserver has no --encryption-provider-config",
         )
     path = snap.layout.host_path(config)
     try:
-        doc = load_yaml_document(read_text_file(path, "encryption config"), path, "encryption config")
+        doc = load_yaml_document(
+            read_text_file(path, "encryption config"), path, "encryption config"
+        )
         first = doc["resources"][0]["providers"][0]
         provider = next(iter(first)) if isinstance(first, dict) else str(first)
     except InputError as exc:
         return Result(check, Status.ERROR, expected, None, None, str(exc))
     except (KeyError, IndexError, TypeError, StopIteration):
-        return Result(check, Status.ERROR, expected, None, None, f"{path}: no resources[0].providers[0]")
+        return Result(
+            check, Status.ERROR, expected, None, None, f"{path}: no resources[0].providers[0]"
+        )
     status = Status.PASS if provider in allowed else _failing(check)
-    return Result(check, status, expected, f"first provider {provider}", None, f"{path}: first provider {provider}")
+    return Result(
+        check,
+        status,
+        expected,
+        f"first provider {provider}",
+        None,
+        f"{path}: first provider {provider}",
+    )
 
 
 def evaluate_check(check: Check, snap: NodeSnapshot) -> Result:
     kind = check.audit.type
     if kind == "manual":
-        return Result(check, Status.WARN, "a human review", None, None, "manual check: review it by hand")
+        return Result(
+            check, Status.WARN, "a human review", None, None, "manual check: review it by hand"
+        )
     if kind == "flags":
         return _evaluate_flags(check, snap)
     if kind in {"file-mode", "file-owner"}:
@@ -338,9 +371,15 @@ def evaluate_check(check: Check, snap: NodeSnapshot) -> Result:
     raise ValueError(f"unknown audit type {kind}")
 
 
-def evaluate(catalog: Catalog, snap: NodeSnapshot, ids: Iterable[str] | None = None) -> list[Result]:
+def evaluate(
+    catalog: Catalog, snap: NodeSnapshot, ids: Iterable[str] | None = None
+) -> list[Result]:
     """Evaluate the chosen checks (all by default) in catalog order."""
-    checks = catalog.checks if ids is None else [catalog.get(i) for i in ids]
+    if ids is None:
+        checks: Iterable[Check] = catalog.checks
+    else:
+        wanted = {catalog.get(i).id for i in ids}
+        checks = [c for c in catalog.checks if c.id in wanted]
     return [evaluate_check(c, snap) for c in checks]
 
 

@@ -39,7 +39,9 @@ _UNIT_SECONDS = {
     "m": 60.0,
     "h": 3600.0,
 }
-_QUANTITY = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
+_QUANTITY = re.compile(
+    r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$"
+)
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,11 @@ def validate_value(spec: FlagSpec, value: str) -> str | None:
     typ = spec.type
     bad = f'invalid argument "{value}" for "{spec.name}" flag'
     if typ == "bool":
-        return None if parse_bool(value) is not None else f"{bad}: strconv.ParseBool: parsing {value!r}: invalid syntax"
+        return (
+            None
+            if parse_bool(value) is not None
+            else f"{bad}: strconv.ParseBool: parsing {value!r}: invalid syntax"
+        )
     if typ in {"int", "int32"}:
         try:
             number = int(value, 0)
@@ -179,9 +185,17 @@ def validate_value(spec: FlagSpec, value: str) -> str | None:
             return f"{bad}: strconv.ParseFloat: parsing {value!r}: invalid syntax"
         return None
     if typ == "duration":
-        return None if parse_duration(value) is not None else f'{bad}: time: invalid duration "{value}"'
+        return (
+            None
+            if parse_duration(value) is not None
+            else f'{bad}: time: invalid duration "{value}"'
+        )
     if typ == "quantity":
-        return None if _QUANTITY.match(value) else f"{bad}: quantities must match the regular expression"
+        return (
+            None
+            if _QUANTITY.match(value)
+            else f"{bad}: quantities must match the regular expression"
+        )
     if typ in {"<comma-separated 'key=True|False' pairs>"}:
         for key, val in split_map(value).items():
             if parse_bool(val) is None:
@@ -213,9 +227,7 @@ def parse_args(component: str, argv: list[str] | tuple[str, ...]) -> ParsedArgs:
             positional.extend(argv[i + 1 :])
             break
         is_long = item.startswith("--") and len(item) > 2
-        is_single = (
-            not is_long and item.startswith("-") and len(item) > 1 and item[1] != "-"
-        )
+        is_single = not is_long and item.startswith("-") and len(item) > 1 and item[1] != "-"
         if not (is_long or is_single):
             positional.append(item)
             i += 1

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+import os
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
+import platformdirs
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
@@ -272,6 +277,28 @@ def _plain(node: Any) -> Any:
     return node
 
 
+def _read_data(benchmark: str, raw: bytes) -> dict[str, Any]:
+    """The parsed data file, through a JSON cache keyed by its checksum (YAML parsing is slow)."""
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    cache = Path(platformdirs.user_cache_dir("cis-tui")) / f"catalog-{benchmark}-{digest}.json"
+    try:
+        return dict(json.loads(cache.read_bytes()))
+    except (OSError, ValueError):
+        pass
+    try:
+        data = _plain(YAML(typ="safe", pure=False).load(raw.decode("utf-8")))
+    except YAMLError as exc:  # pragma: no cover - a packaging bug
+        raise CatalogError(f"{benchmark}.yaml: {exc}") from exc
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, cache)
+    except OSError:
+        pass  # a read-only home: parse every time
+    return data
+
+
 @functools.cache
 def load_catalog(benchmark: str = "cis-1.12") -> Catalog:
     """Load a benchmark's catalog from the package data (cached)."""
@@ -283,10 +310,7 @@ def load_catalog(benchmark: str = "cis-1.12") -> Catalog:
             if p.name.endswith(".yaml")
         )
         raise UserError(f"unknown benchmark {benchmark!r}; available: {', '.join(available)}")
-    try:
-        data = _plain(YAML(typ="safe", pure=False).load(resource.read_text(encoding="utf-8")))
-    except YAMLError as exc:  # pragma: no cover - a packaging bug
-        raise CatalogError(f"{benchmark}.yaml: {exc}") from exc
+    data = _read_data(benchmark, resource.read_bytes())
     checks = tuple(_check(c) for c in data["checks"])
     ids = [c.id for c in checks]
     if len(set(ids)) != len(ids):

@@ -1,0 +1,139 @@
+"""Scan results as a terminal table, stable JSON (a public API) or JUnit XML."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from typing import Any
+
+from cis_tui.audit.evaluate import STATUS_ORDER, Result, Status, summarize
+from cis_tui.layout import Settings
+
+JSON_SCHEMA_VERSION = 1
+
+
+def result_to_dict(result: Result) -> dict[str, Any]:
+    """One result as the documented JSON object (field names are API)."""
+    check = result.check
+    rem = check.remediation
+    return {
+        "id": check.id,
+        "title": check.title,
+        "section": check.section,
+        "status": result.status.value,
+        "scored": check.scored,
+        "component": check.component,
+        "expected": result.expected,
+        "reason": result.reason,
+        "evidence": {
+            "file": result.file_value,
+            "live": result.live_value,
+            "disagreement": result.disagreement,
+        },
+        "remediation": {
+            "available": rem.available,
+            "kind": rem.kind,
+            "summary": rem.summary,
+            "needs_parameters": [p.name for p in rem.params],
+            "risks": list(rem.risks),
+        },
+    }
+
+
+def node_to_dict(settings: Settings, live: bool) -> dict[str, Any]:
+    lay = settings.layout
+    return {
+        "root": str(lay.root),
+        "manifests_dir": str(lay.manifests_dir),
+        "kubelet_config": str(lay.kubelet_config),
+        "pki_dir": str(lay.pki_dir),
+        "config_file": str(settings.config_path) if settings.config_path else None,
+        "live_processes": live,
+    }
+
+
+def render_json(results: Sequence[Result], settings: Settings, live: bool, source: str) -> str:
+    doc = {
+        "schema_version": JSON_SCHEMA_VERSION,
+        "benchmark": settings.benchmark,
+        "source": source,
+        "node": node_to_dict(settings, live),
+        "summary": summarize(results),
+        "results": [result_to_dict(r) for r in results],
+    }
+    return json.dumps(doc, indent=2)
+
+
+def render_junit(results: Sequence[Result], benchmark: str) -> str:
+    counts = summarize(results)
+    suite = ET.Element(
+        "testsuite",
+        name=f"cis-tui {benchmark}",
+        tests=str(len(results)),
+        failures=str(counts["FAIL"] + counts["WARN"]),
+        errors=str(counts["ERROR"]),
+        skipped=str(counts["SKIP"]),
+    )
+    for r in results:
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname=f"{benchmark}.{r.check.component}",
+            name=f"{r.id} {r.check.title}",
+        )
+        if r.status in (Status.FAIL, Status.WARN):
+            tag = ET.SubElement(case, "failure", message=r.reason, type=r.status.value)
+            tag.text = f"expected: {r.expected}\nfound: {r.reason}"
+        elif r.status is Status.ERROR:
+            ET.SubElement(case, "error", message=r.reason)
+        elif r.status is Status.SKIP:
+            ET.SubElement(case, "skipped", message=r.reason)
+    ET.indent(suite)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode")
+
+
+def sort_results(results: Sequence[Result]) -> list[Result]:
+    """Failing first, then by benchmark order."""
+    order = {r.id: i for i, r in enumerate(results)}
+    return sorted(results, key=lambda r: (STATUS_ORDER[r.status], order[r.id]))
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def render_table(results: Sequence[Result], benchmark: str, color: bool = False) -> str:
+    width = max(shutil.get_terminal_size((120, 24)).columns, 80)
+    colors = {
+        Status.PASS: "32",
+        Status.FAIL: "31",
+        Status.WARN: "33",
+        Status.ERROR: "35",
+        Status.SKIP: "2",
+    }
+    lines = []
+    title_w = max(20, (width - 30) // 2)
+    detail_w = max(10, width - 30 - title_w)
+    lines.append(f"{'STATUS':<6}  {'ID':<7}  {'COMPONENT':<9}  {'CHECK':<{title_w}}  FOUND")
+    for r in results:
+        status = f"{r.status.value:<6}"
+        if color:
+            status = f"\x1b[{colors[r.status]}m{status}\x1b[0m"
+        comp = _clip(r.check.component.replace("kube-", ""), 9)
+        detail = r.reason if r.status is not Status.PASS else (r.file_value or r.live_value or "")
+        lines.append(
+            f"{status}  {r.id:<7}  {comp:<9}  {_clip(r.check.title, title_w):<{title_w}}  "
+            f"{_clip(detail, detail_w)}"
+        )
+        if r.disagreement:
+            lines.append(f"{'':<28}! {_clip(r.disagreement, width - 30)}")
+    counts = summarize(results)
+    lines.append("")
+    lines.append(
+        f"{benchmark}: "
+        + ", ".join(f"{counts[s.value]} {s.value}" for s in Status)
+        + f" ({len(results)} checks)"
+    )
+    return "\n".join(lines)
