@@ -114,7 +114,7 @@ def flag_table(component: str) -> dict[str, FlagSpec]:
     for line in pkg.read_text(encoding="utf-8").splitlines()[1:]:
         if not line.strip():
             continue
-        flag, typ, default, deprecated = (line.split("\t") + ["", "", "", ""])[:4]
+        flag, typ, default, deprecated = ([*line.split("\t"), "", "", "", ""])[:4]
         table[flag] = FlagSpec(flag, typ, default.strip('"'), deprecated == "yes")
     for flag, typ in _COMMON_HIDDEN.items():
         table.setdefault(flag, FlagSpec(flag, typ))
@@ -199,7 +199,10 @@ def validate_value(spec: FlagSpec, value: str) -> str | None:
     if typ in {"<comma-separated 'key=True|False' pairs>"}:
         for key, val in split_map(value).items():
             if parse_bool(val) is None:
-                return f"{bad}: invalid value of {key}: {val}, err: strconv.ParseBool: parsing {val!r}: invalid syntax"
+                return (
+                    f"{bad}: invalid value of {key}: {val}, "
+                    f"err: strconv.ParseBool: parsing {val!r}: invalid syntax"
+                )
         return None
     if typ in {"stringToString", "<comma-separated 'key=value' pairs>"}:
         for item in split_list(value):

@@ -66,7 +66,7 @@ def test_table_output(capsys, kubeadm_node):
 
 
 def test_junit_output(capsys, kubeadm_node):
-    code, out, _ = run_cli(capsys, "--root", str(kubeadm_node), "scan", "--format", "junit")
+    _code, out, _ = run_cli(capsys, "--root", str(kubeadm_node), "scan", "--format", "junit")
     suite = ET.fromstring(out.split("\n", 1)[1])
     assert suite.get("tests") == "92"
     failures = suite.findall("testcase/failure")
@@ -79,7 +79,7 @@ def test_junit_output(capsys, kubeadm_node):
 
 
 def test_global_options_after_the_subcommand(capsys, kubeadm_node):
-    code, out, _ = run_cli(capsys, "scan", "--root", str(kubeadm_node), "--format", "json")
+    _code, out, _ = run_cli(capsys, "scan", "--root", str(kubeadm_node), "--format", "json")
     assert json.loads(out)["node"]["root"] == str(kubeadm_node.resolve())
 
 
@@ -209,13 +209,13 @@ def test_config_from_environment_moves_the_layout(capsys, kubeadm_node, tmp_path
     config = tmp_path / "c.toml"
     config.write_text(f"[layout]\nmanifests_dir = '{moved}'\n")
     monkeypatch.setenv("CIS_TUI_CONFIG", str(config))
-    code, out, _ = run_cli(capsys, "scan", "--check", "1.1.1", "--format", "json")
+    _code, out, _ = run_cli(capsys, "scan", "--check", "1.1.1", "--format", "json")
     result = json.loads(out)["results"][0]
     assert result["status"] == "PASS" and str(moved) in result["evidence"]["file"]
 
 
 def test_bad_usage_is_one_line(capsys):
-    code, out, err = run_cli(capsys, "scan", "--format", "yaml")
+    code, _out, err = run_cli(capsys, "scan", "--format", "yaml")
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and "invalid choice" in err
 
