@@ -170,13 +170,14 @@ class _FlagSource:
         """The value the component uses for the test's flag, and how it was spelled."""
         value = self.flags.get(test.flag)
         label = test.flag
+        if value is not None and test.key:
+            # A map flag (--feature-gates): only the entry counts; the config key names it.
+            value = split_map(value).get(test.key)
+            label = f"{label} {test.key}"
         if value is None and test.config:
             value, label = _config_value(self.config, test.config), test.config
         if value is None and test.env:
             value, label = self.env.get(test.env), test.env
-        if value is not None and test.key:
-            value = split_map(value).get(test.key)
-            label = f"{label} {test.key}"
         return value, label
 
     def run(self, test: FlagTest) -> _Outcome:

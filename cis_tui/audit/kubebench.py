@@ -105,19 +105,29 @@ def _report_signature(result: dict[str, Any]) -> _Signature:
     subjects = {_subject_name(s) for s in _SUBJECT.findall(expected)}
     if not subjects:
         subjects = set(_DESC_FLAGS.findall(desc))
+    if "encryption-provider-config" in audit and "'provider'" in expected:
+        return _Signature("encryption-providers", "kube-apiserver", None, frozenset(), frozenset())
     values = set()
     for m in _VALUE_CLAUSE.finditer(expected):
-        polarity = "not" if "not" in m.group("op") else "is"
-        values.add((polarity, m.group("value")))
+        values.add(_normal_value("not" if "not" in m.group("op") else "is", m.group("value")))
     return _Signature(
         "flags", _component_of(audit or desc), None, frozenset(subjects), frozenset(values)
     )
+
+
+def _normal_value(polarity: str, value: str) -> tuple[str, str]:
+    """`is not false` and `is true` say the same of a boolean."""
+    if value in {"true", "false"} and polarity == "not":
+        return "is", "false" if value == "true" else "true"
+    return polarity, value
 
 
 def _catalog_signature(check: Check) -> _Signature:
     audit = check.audit
     if audit.type in {"file-mode", "file-owner"}:
         return _Signature(audit.type, None, audit.target, frozenset(), frozenset())
+    if audit.type == "encryption-providers":
+        return _Signature(audit.type, check.component, None, frozenset(), frozenset())
     subjects: set[str] = set()
     values: set[tuple[str, str]] = set()
     for t in audit.tests:
@@ -129,13 +139,15 @@ def _catalog_signature(check: Check) -> _Signature:
         if t.key and t.config:
             subjects.add(t.config)
         if isinstance(t.value, str) and t.op in {"has", "lacks", "eq", "noteq"}:
-            values.add(("not" if t.op in {"lacks", "noteq"} else "is", t.value))
+            values.add(_normal_value("not" if t.op in {"lacks", "noteq"} else "is", t.value))
     return _Signature("flags", check.component, None, frozenset(subjects), frozenset(values))
 
 
 def _matches(report: _Signature, ours: _Signature) -> bool:
     if report.kind != ours.kind:
         return False
+    if report.kind == "encryption-providers":
+        return True
     if report.kind != "flags":
         return report.target is not None and report.target == ours.target
     if report.component != ours.component or not report.subjects:
@@ -168,6 +180,20 @@ def _to_result(check: Check, result: dict[str, Any], version: str) -> Result:
     return Result(check, status, expected, actual or None, None, reason)
 
 
+def _disambiguate(candidates: list[str], result: dict[str, Any], catalog: Catalog) -> list[str]:
+    """Several checks test the same flag: keep those whose tested values the report names."""
+    desc = str(result.get("test_desc") or "")
+    named = [
+        cid
+        for cid in candidates
+        if any(
+            isinstance(t.value, str) and t.value and t.value in desc
+            for t in catalog.by_id[cid].audit.tests
+        )
+    ]
+    return named or candidates
+
+
 def import_report(path: Path, catalog: Catalog) -> list[Result]:
     """Results for every catalog check: mapped from the report, else SKIP."""
     controls = _load(path)
@@ -186,9 +212,9 @@ def import_report(path: Path, catalog: Catalog) -> list[Result]:
                     check_id = number
                 else:
                     candidates = [cid for cid, s in ours.items() if _matches(sig, s)]
+                    if len(candidates) > 1:
+                        candidates = _disambiguate(candidates, result, catalog)
                     check_id = candidates[0] if len(candidates) == 1 else None
-                    if len(candidates) > 1 and number in candidates:
-                        check_id = number
                 if check_id and check_id not in mapped:
                     mapped[check_id] = _to_result(catalog.by_id[check_id], result, version)
     return [
