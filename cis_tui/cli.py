@@ -11,8 +11,13 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from cis_tui import __version__
-from cis_tui.errors import UserError
+from cis_tui.errors import NodeLocked, UserError
+
+if TYPE_CHECKING:
+    from cis_tui.benchmarks.catalog import Catalog
 
 EXIT_OK = 0
 EXIT_FAIL = 1
@@ -103,6 +108,256 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return EXIT_FAIL if any(r.status in {Status.FAIL, Status.ERROR} for r in results) else EXIT_OK
 
 
+def _check_ids(args: argparse.Namespace, catalog: Catalog) -> list[str] | None:
+    """Check ids from positional arguments, or None for --all-failing."""
+    if args.all_failing:
+        if args.ids:
+            raise UserError("give check ids or --all-failing, not both")
+        return None
+    ids = [i.strip() for group in args.ids for i in group.split(",") if i.strip()]
+    if not ids:
+        raise UserError("give check ids (e.g. 1.2.15 1.2.16) or --all-failing")
+    return [catalog.get(i).id for i in ids]
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from cis_tui.audit.node import take_snapshot
+    from cis_tui.benchmarks.catalog import load_catalog
+    from cis_tui.remediate.params import parse_param_options
+    from cis_tui.remediate.plan import build_plan
+    from cis_tui.remediate.planfile import SavedPlan, save_plan
+    from cis_tui.report import render_plan
+
+    settings = _settings(args)
+    catalog = load_catalog(settings.benchmark)
+    ids = _check_ids(args, catalog)
+    params = parse_param_options(args.param or [], catalog)
+    plan = build_plan(catalog, take_snapshot(settings), ids, params)
+    print(render_plan(plan, color=sys.stdout.isatty() and not _no_color()))
+    if args.save:
+        if not plan.checks:
+            raise UserError("nothing to save: the plan fixes no check")
+        save_plan(SavedPlan(catalog.benchmark, plan.checks, plan.params), args.save)
+        print(f"Saved the plan ({len(plan.checks)} checks) to {args.save}")
+    return EXIT_OK
+
+
+def _print_event_sink(fmt: str, log_path: Path | None):  # noqa: ANN202
+    """A sink that prints events (text or JSON lines) and appends them to the log file."""
+    import json
+
+    from cis_tui.engine.events import Event, format_event
+
+    log = None
+    if log_path is not None:
+        try:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the apply
+        except OSError:
+            log = None
+
+    def sink(event: Event) -> None:
+        line = json.dumps(event.to_dict())
+        if log is not None:
+            try:
+                log.write(line + "\n")
+                log.flush()
+            except OSError:
+                pass
+        try:  # after SIGHUP the terminal may be gone: keep going regardless
+            text = line if fmt == "json" else format_event(event)
+            if text is not None:
+                print(text, flush=True)
+        except OSError:
+            pass
+
+    return sink
+
+
+def _confirm(question: str, assume_yes: bool) -> bool:
+    if assume_yes:
+        return True
+    if not sys.stdin.isatty():
+        raise UserError("confirmation needed: run on a terminal, or pass --yes")
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in {"y", "yes"}
+
+
+def _run_engine(engine, work) -> object:  # noqa: ANN001
+    """Run an engine coroutine with SIGINT/SIGTERM/SIGHUP turned into a safe cancel."""
+    import asyncio
+    import signal
+
+    async def main() -> object:
+        loop = asyncio.get_running_loop()
+
+        def on_signal(signum: int) -> None:
+            if not engine.cancel.is_set():
+                try:
+                    print(
+                        f"cis-tui: {signal.Signals(signum).name}: finishing or rolling back, "
+                        "never stopping half-way",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                except OSError:
+                    pass
+            engine.cancel.set()
+
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, on_signal, sig)
+        return await work()
+
+    return asyncio.run(main())
+
+
+def _engine(args: argparse.Namespace, settings, catalog, fmt: str = "text"):  # noqa: ANN001, ANN202
+    from cis_tui.engine.transaction import Engine
+
+    sink = _print_event_sink(fmt, settings.log_dir / "events.jsonl")
+    return Engine(
+        settings,
+        catalog,
+        sink,
+        health_gate=not getattr(args, "no_health_gate", False),
+        timeout=getattr(args, "timeout", None),
+    )
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from cis_tui.audit.node import take_snapshot
+    from cis_tui.benchmarks.catalog import load_catalog
+    from cis_tui.remediate.params import parse_param_options
+    from cis_tui.remediate.plan import build_plan
+    from cis_tui.remediate.planfile import load_plan
+    from cis_tui.report import render_plan
+
+    settings = _settings(args)
+    catalog = load_catalog(settings.benchmark)
+    if args.format == "json" and not args.yes:
+        raise UserError("--format json needs --yes (there is no terminal prompt in JSON mode)")
+    if args.timeout is not None and args.timeout <= 0:
+        raise UserError("--timeout must be a positive number of seconds")
+    if args.plan:
+        if args.ids or args.all_failing or args.param:
+            raise UserError("--plan takes no check ids, --all-failing or --param")
+        saved = load_plan(args.plan, catalog)
+        ids: list[str] | None = list(saved.checks)
+        params = saved.params
+    else:
+        ids = _check_ids(args, catalog)
+        params = parse_param_options(args.param or [], catalog)
+    engine = _engine(args, settings, catalog, args.format)
+    if engine.gate and settings.has_root_override:
+        raise UserError("a --root tree has no live processes to gate on; add --no-health-gate")
+    plan = build_plan(catalog, take_snapshot(settings), ids, params)
+    if args.format == "text":
+        print(render_plan(plan, color=sys.stdout.isatty() and not _no_color()))
+    if plan.empty:
+        unfixable = [s for s in plan.skipped if s.reason != "already passes"]
+        return EXIT_FAIL if unfixable else EXIT_OK
+    restarts = ", ".join(plan.restarts) or "no component"
+    if not _confirm(f"Apply {len(plan.files)} file change(s)? This restarts {restarts}.", args.yes):
+        print("Nothing changed.")
+        return EXIT_FAIL
+    result = _run_engine(engine, lambda: engine.apply(plan))
+    return result.exit_code  # type: ignore[attr-defined]
+
+
+def cmd_backups(args: argparse.Namespace) -> int:
+    import json
+
+    from cis_tui.benchmarks.catalog import load_catalog
+    from cis_tui.engine.backups import BackupStore
+    from cis_tui.remediate.edits import unified_diff
+
+    settings = _settings(args)
+    store = BackupStore(settings.state_dir, settings.layout)
+    action = args.backups_action
+    if action == "list":
+        backups = store.list()
+        if args.format == "json":
+            print(json.dumps([b.public() for b in backups], indent=2))
+        elif not backups:
+            print(f"No backups in {store.root}")
+        else:
+            print(f"{'ID':<42} {'TIME':<25} {'OUTCOME':<12} {'CHECKS':<16} FILE")
+            for b in backups:
+                checks = ",".join(b.checks) or "-"
+                where = b.path or f"{len(b.attributes)} file modes/owners"
+                print(f"{b.id:<42} {b.time:<25} {b.outcome:<12} {checks[:16]:<16} {where}")
+        return EXIT_OK
+    if action == "prune":
+        removed = store.prune(args.keep)
+        print(f"Removed {len(removed)} backup(s); kept the newest {args.keep} finished ones.")
+        return EXIT_OK
+    backup = store.get(args.id)
+    if action == "show":
+        info = backup.public()
+        for key, value in info.items():
+            if value is not None:
+                print(f"{key}: {value}")
+        if backup.kind == "file":
+            print("--- content ---")
+            print(store.original_bytes(backup).decode("utf-8", errors="replace"), end="")
+        else:
+            for rec in backup.attributes:
+                print(f"{rec.path}: mode {rec.mode:04o} uid {rec.uid} gid {rec.gid}")
+        return EXIT_OK
+    if action == "diff":
+        if backup.kind != "file":
+            raise UserError("an attributes backup has no content to diff; use `backups show`")
+        old = store.original_bytes(backup).decode("utf-8", errors="replace")
+        try:
+            current = Path(backup.path).read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            current = ""
+        diff = unified_diff(old, current, backup.path)
+        print(diff if diff else f"{backup.path} is identical to backup {backup.id}", end="")
+        return EXIT_OK
+    # restore
+    from cis_tui.engine.restore import restore
+
+    catalog = load_catalog(settings.benchmark)
+    engine = _engine(args, settings, catalog)
+    store.original_bytes(backup)  # verify before asking
+    what = backup.path or "the recorded file modes and owners"
+    if not _confirm(f"Restore {what} from backup {backup.id}?", args.yes):
+        print("Nothing changed.")
+        return EXIT_FAIL
+    result = _run_engine(engine, lambda: restore(engine, backup.id))
+    return result.exit_code  # type: ignore[attr-defined]
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    from cis_tui.benchmarks.catalog import load_catalog
+    from cis_tui.engine.restore import recover
+
+    settings = _settings(args)
+    engine = _engine(args, settings, load_catalog(settings.benchmark))
+    if settings.has_root_override:
+        engine.gate = False
+    pending = engine.journal.open_transactions()
+    if not pending:
+        print("Nothing to recover: no unfinished transaction in the journal.")
+        return EXIT_OK
+    for tx in pending:
+        print(f"unfinished: {tx.path or 'file modes and owners'} (backup {tx.backup_id}, "
+              f"stopped after step {tx.last_step!r}, cis-tui PID {tx.pid})")
+    if not _confirm("Restore the pre-change state of these files?", args.yes):
+        print("Nothing changed.")
+        return EXIT_FAIL
+    done = _run_engine(engine, lambda: recover(engine))
+    for item in done:  # type: ignore[attr-defined]
+        print(f"{'recovered' if item.ok else 'FAILED'}: {item.path}: {item.action}")
+    if any(not item.ok for item in done):  # type: ignore[attr-defined]
+        return EXIT_CRITICAL
+    return EXIT_OK
+
+
 def _no_color() -> bool:
     import os
 
@@ -133,6 +388,59 @@ def build_parser() -> argparse.ArgumentParser:
         help="read results from kube-bench --json output instead of the node",
     )
     scan.set_defaults(handler=cmd_scan)
+
+    plan = sub.add_parser("plan", help="show exactly what fixing checks would change (changes nothing)")
+    _add_globals(plan, suppress=True)
+    plan.add_argument("ids", nargs="*", metavar="ID", help="check ids to fix")
+    plan.add_argument("--all-failing", action="store_true", help="every failing check with a fix")
+    plan.add_argument("--param", action="append", metavar="ID.NAME=VALUE",
+                      help="a remediation parameter, e.g. 1.2.17.maxage=60 (repeatable)")
+    plan.add_argument("--save", type=Path, metavar="PLAN.yaml",
+                      help="write a node-independent plan (check ids and parameters)")
+    plan.set_defaults(handler=cmd_plan)
+
+    apply = sub.add_parser("apply", help="apply fixes: backup, atomic write, health gate, rollback")
+    _add_globals(apply, suppress=True)
+    apply.add_argument("ids", nargs="*", metavar="ID", help="check ids to fix")
+    apply.add_argument("--all-failing", action="store_true", help="every failing check with a fix")
+    apply.add_argument("--plan", type=Path, metavar="PLAN.yaml", help="a plan saved by `plan --save`")
+    apply.add_argument("--param", action="append", metavar="ID.NAME=VALUE",
+                       help="a remediation parameter (repeatable)")
+    apply.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    apply.add_argument("--timeout", type=float, metavar="SECONDS",
+                       help="health-gate timeout per component (default from the config)")
+    apply.add_argument("--no-health-gate", action="store_true",
+                       help="offline trees: write atomically and back up, but do not wait for restarts")
+    apply.add_argument("--format", choices=("text", "json"), default="text",
+                       help="progress as readable lines or JSON lines")
+    apply.set_defaults(handler=cmd_apply)
+
+    backups = sub.add_parser("backups", help="list, show, diff, restore and prune backups")
+    _add_globals(backups, suppress=True)
+    bsub = backups.add_subparsers(dest="backups_action", metavar="ACTION", required=True,
+                                  parser_class=_Parser)
+    blist = bsub.add_parser("list", help="every backup, newest first")
+    blist.add_argument("--format", choices=("table", "json"), default="table")
+    for name, text in (("show", "a backup's metadata and content"),
+                       ("diff", "the backup against the current file")):
+        p = bsub.add_parser(name, help=text)
+        p.add_argument("id", metavar="ID")
+    brestore = bsub.add_parser("restore", help="put a backup back (health-gated)")
+    brestore.add_argument("id", metavar="ID")
+    brestore.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    brestore.add_argument("--timeout", type=float, metavar="SECONDS")
+    brestore.add_argument("--no-health-gate", action="store_true")
+    bprune = bsub.add_parser("prune", help="delete all but the newest N finished backups")
+    bprune.add_argument("--keep", type=int, required=True, metavar="N")
+    for p in (blist, brestore, bprune, *[bsub.choices["show"], bsub.choices["diff"]]):
+        _add_globals(p, suppress=True)
+    backups.set_defaults(handler=cmd_backups)
+
+    recover = sub.add_parser("recover", help="finish a transaction interrupted by a crash")
+    _add_globals(recover, suppress=True)
+    recover.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    recover.add_argument("--timeout", type=float, metavar="SECONDS")
+    recover.set_defaults(handler=cmd_recover)
     return parser
 
 
@@ -151,6 +459,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"cis-tui: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except NodeLocked as exc:
+        print(f"cis-tui: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
     except KeyboardInterrupt:
         print("cis-tui: interrupted", file=sys.stderr)
         return 130

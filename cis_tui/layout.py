@@ -104,6 +104,12 @@ class Layout:
             return p
         return self.root / p.relative_to("/")
 
+    def node_path(self, path: Path) -> str:
+        """A layout path as the node itself names it (inside manifests), i.e. without the root."""
+        if self.root == Path("/"):
+            return str(path)
+        return "/" + str(path.relative_to(self.root))
+
     def under_root(self) -> Layout:
         """This layout with every path moved under `root` (for `--root DIR`)."""
         if self.root == Path("/"):

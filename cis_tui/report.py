@@ -10,6 +10,7 @@ from typing import Any
 
 from cis_tui.audit.evaluate import STATUS_ORDER, Result, Status, summarize
 from cis_tui.layout import Settings
+from cis_tui.remediate.plan import Plan
 
 JSON_SCHEMA_VERSION = 1
 
@@ -137,3 +138,49 @@ def render_table(results: Sequence[Result], benchmark: str, color: bool = False)
         + f" ({len(results)} checks)"
     )
     return "\n".join(lines)
+
+
+def colorize_diff(diff: str) -> str:
+    """ANSI colours for a unified diff on a terminal."""
+    out = []
+    for line in diff.splitlines(keepends=True):
+        if line.startswith(("+++", "---")):
+            out.append(f"\x1b[1m{line.rstrip(chr(10))}\x1b[0m\n")
+        elif line.startswith("+"):
+            out.append(f"\x1b[32m{line.rstrip(chr(10))}\x1b[0m\n")
+        elif line.startswith("-"):
+            out.append(f"\x1b[31m{line.rstrip(chr(10))}\x1b[0m\n")
+        elif line.startswith("@@"):
+            out.append(f"\x1b[36m{line.rstrip(chr(10))}\x1b[0m\n")
+        else:
+            out.append(line)
+    return "".join(out)
+
+
+def render_plan(plan: Plan, color: bool = False) -> str:
+    """A plan as an admin reviews it: per file, what it fixes, what restarts, risks, the diff."""
+    lines: list[str] = []
+    if plan.empty:
+        lines.append("Nothing to change.")
+    for index, file in enumerate(plan.files, 1):
+        where = str(file.path) if file.path else "file modes and owners"
+        restart = f"; restarts {', '.join(file.restarts)}" if file.restarts else ""
+        lines.append(f"[{index}/{len(plan.files)}] {where}")
+        lines.append(f"    fixes {', '.join(file.checks)}{restart}")
+        for note in file.notes:
+            lines.append(f"    note: {note}")
+        for risk in file.risks:
+            lines.append(f"    risk: {risk}")
+        lines.append("")
+        diff = file.diff
+        lines.append((colorize_diff(diff) if color else diff).rstrip("\n"))
+        lines.append("")
+    for skip in plan.skipped:
+        lines.append(f"not planned: {skip.check_id}: {skip.reason}")
+    if plan.files:
+        restarts = ", ".join(plan.restarts) or "none"
+        lines.append(
+            f"Plan: {len(plan.checks)} checks, {len(plan.files)} files; components that will "
+            f"restart: {restarts}. Nothing has been changed."
+        )
+    return "\n".join(lines).rstrip("\n")

@@ -1,0 +1,87 @@
+"""Restarting components and proving that they restarted.
+
+Static pods restart themselves when the kubelet sees the new file; the kubelet itself needs the
+configured restart command. Evidence is a process whose arguments equal the new manifest's and
+whose PID differs from the snapshot; without it the old process would pass the health gate
+(kubeadm waits for the mirror pod's hash for the same reason, kubeadm#2763).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from cis_tui.audit.processes import LiveProcess, find_processes
+
+
+@dataclass(frozen=True)
+class RestartEvidence:
+    process: LiveProcess | None
+    message: str
+
+
+async def find_process(component: str, process_root: Path | None) -> LiveProcess | None:
+    found = await asyncio.to_thread(find_processes, (component,), process_root)
+    return found.get(component)
+
+
+async def wait_for_process(
+    component: str,
+    process_root: Path | None,
+    expected_args: tuple[str, ...] | None,
+    not_pid: int | None,
+    deadline: float,
+    cancelled: Callable[[], bool],
+    interval: float = 0.1,
+) -> RestartEvidence:
+    """Wait for a process of `component` with `expected_args` (any, if None) and a PID other
+    than `not_pid`, until the monotonic `deadline`."""
+    last: LiveProcess | None = None
+    while time.monotonic() < deadline and not cancelled():
+        proc = await find_process(component, process_root)
+        if proc is not None:
+            last = proc
+            args_ok = expected_args is None or proc.args == expected_args
+            if args_ok and proc.pid != not_pid:
+                return RestartEvidence(proc, f"PID {proc.pid} runs the new arguments")
+        await asyncio.sleep(interval)
+    if cancelled():
+        return RestartEvidence(None, "cancelled")
+    if last is None:
+        return RestartEvidence(None, f"no {component} process appeared")
+    if last.pid == not_pid:
+        return RestartEvidence(None, f"{component} was not restarted (still PID {last.pid})")
+    return RestartEvidence(None, f"{component} PID {last.pid} runs other arguments than the file")
+
+
+async def run_restart_command(command: tuple[str, ...], timeout: float) -> str | None:
+    """Run the kubelet restart command; None on success, else why it failed."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+    except OSError as exc:
+        return f"cannot run {' '.join(command)}: {exc.strerror}"
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return f"{' '.join(command)} did not finish within {timeout:.0f}s"
+    if proc.returncode != 0:
+        tail = out.decode(errors="replace").strip().splitlines()[-1:] if out else []
+        return f"{' '.join(command)} exited {proc.returncode}" + (f": {tail[0]}" if tail else "")
+    return None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        proc = psutil.Process(pid)
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

@@ -1,0 +1,117 @@
+"""Restoring a backup (health-gated, through the same transaction) and crash recovery."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from cis_tui.audit.node import owner_name, read_text_file
+from cis_tui.audit.processes import LiveProcess
+from cis_tui.engine.backups import Backup
+from cis_tui.engine.events import Event, Kind, Outcome
+from cis_tui.engine.lock import node_lock
+from cis_tui.engine.transaction import (
+    ApplyResult,
+    Engine,
+    _Tx,
+    restore_backup_bytes,
+)
+from cis_tui.errors import UserError
+from cis_tui.remediate.plan import AttributeChange, FilePlan, Plan
+
+
+def restore_plan(engine: Engine, backup: Backup) -> Plan:
+    """A one-file plan that puts a backup back (for `backups restore`)."""
+    store = engine.store
+    if backup.kind == "attributes":
+        store.verify_target(backup)
+        changes = tuple(
+            AttributeChange(Path(r.path), mode=r.mode, owner=owner_name(r.uid, r.gid))
+            for r in backup.attributes
+        )
+        file = FilePlan("attributes", "node", None, None, None, (), attributes=changes)
+    else:
+        data = store.original_bytes(backup)
+        path = Path(backup.path)
+        current = read_text_file(path, "file") if path.exists() else ""
+        kind = "kubelet-config" if backup.component == "kubelet" else "manifest"
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UserError("backup is not UTF-8 text", Path(backup.directory)) from None
+        if text == current:
+            return Plan(engine.catalog.benchmark, (), {}, ())
+        file = FilePlan(kind, backup.component, path, current, text, ())
+    return Plan(engine.catalog.benchmark, (), {}, (file,))
+
+
+async def restore(engine: Engine, backup_id: str) -> ApplyResult:
+    backup = engine.store.get(backup_id)
+    plan = restore_plan(engine, backup)
+    if plan.empty:
+        engine._emit(Event(Kind.DONE, message=f"{backup.path or 'attributes'} already match the backup"))
+        return ApplyResult(())
+    result = await engine.apply(plan)
+    if result.files and result.files[0].outcome is Outcome.COMMITTED:
+        engine.store.set_outcome(backup, "restored")
+    return result
+
+
+@dataclass(frozen=True)
+class Recovered:
+    txid: str
+    backup_id: str
+    path: str
+    action: str  # what was done, in words
+    ok: bool
+
+
+async def recover(engine: Engine) -> list[Recovered]:
+    """Finish every transaction the journal left open: restore the pre-change bytes (verified
+    by sha256), then, on a live node, wait for the old configuration to be healthy."""
+    done: list[Recovered] = []
+    with node_lock(engine.settings.state_dir):
+        for tx in engine.journal.open_transactions():
+            try:
+                backup = engine.store.get(tx.backup_id)
+                changed = await asyncio.to_thread(restore_backup_bytes, engine.store, backup)
+            except (UserError, OSError) as exc:
+                done.append(Recovered(tx.txid, tx.backup_id, tx.path, f"cannot restore: {exc}", False))
+                engine._emit(Event(Kind.NOTE, tx.path, tx.component, message=f"cannot restore: {exc}"))
+                continue
+            what = "restored the original bytes" if changed else "the file was already the original"
+            problem = None
+            if engine.gate and backup.kind == "file" and changed:
+                problem = await _gate_restored(engine, backup)
+            if problem:
+                engine.journal.record(tx.txid, "critical", reason=problem)
+                engine.store.set_outcome(backup, "critical")
+                done.append(Recovered(tx.txid, backup.id, tx.path, f"{what}, but {problem}", False))
+                continue
+            engine.journal.record(tx.txid, "recovered")
+            engine.store.set_outcome(backup, "recovered")
+            label = backup.path or "file modes and owners"
+            engine._emit(Event(Kind.OUTCOME, label, backup.component, outcome=Outcome.ROLLED_BACK,
+                               message=f"recovered: {what} (sha256 {backup.sha256[:12] or 'n/a'})"))
+            done.append(Recovered(tx.txid, backup.id, label, what, True))
+    return done
+
+
+async def _gate_restored(engine: Engine, backup: Backup) -> str | None:
+    """Wait for the restored configuration to run and answer healthy."""
+    path = Path(backup.path)
+    text = path.read_text(encoding="utf-8")
+    kind = "kubelet-config" if backup.component == "kubelet" else "manifest"
+    file = FilePlan(kind, backup.component, path, text, text, ())
+    tx = _Tx(file, str(path))
+    if kind == "manifest":
+        from cis_tui.audit.node import parse_manifest
+
+        args = parse_manifest(text, path, backup.component).argv
+        tx.old_process = LiveProcess(backup.component, 0, args, 0.0)
+    else:
+        from cis_tui.engine.restart import find_process
+
+        tx.old_process = await find_process("kubelet", engine.settings.process_root)
+    return await engine._gate_old(tx)

@@ -1,0 +1,642 @@
+"""Apply a plan: one linear, health-gated transaction per file, with one rollback path.
+
+Per file: snapshot, backup, journal intent, companion files, atomic write, restart, restart
+evidence, health gate, audit re-check, commit — or roll back to the original bytes and wait for
+the old configuration to come back healthy. The first failing file stops the apply; files
+already committed stay; the rest are reported as skipped. Nothing here knows whether it talks to
+a real node or a sandbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cis_tui.audit.evaluate import Status, evaluate
+from cis_tui.audit.node import InputError, parse_manifest, read_kubelet_config, take_snapshot
+from cis_tui.audit.processes import LiveProcess
+from cis_tui.benchmarks.catalog import Catalog
+from cis_tui.engine.atomic import AtomicWriteError, atomic_write, create_new
+from cis_tui.engine.backups import Backup, BackupStore
+from cis_tui.engine.events import Event, Kind, Outcome, Sink, Step
+from cis_tui.engine.health import (
+    Endpoint,
+    Prober,
+    ProbeResult,
+    health_gate,
+    kubelet_endpoints,
+    manifest_endpoints,
+)
+from cis_tui.engine.journal import Journal
+from cis_tui.engine.lock import node_lock
+from cis_tui.engine.restart import find_process, pid_alive, run_restart_command, wait_for_process
+from cis_tui.errors import UserError
+from cis_tui.layout import Settings
+from cis_tui.remediate.plan import FilePlan, Plan
+
+
+@dataclass(frozen=True)
+class FileResult:
+    file: FilePlan
+    outcome: Outcome
+    message: str
+    backup_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    files: tuple[FileResult, ...]
+    cancelled: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        outcomes = {f.outcome for f in self.files}
+        if Outcome.CRITICAL in outcomes:
+            return 3
+        if outcomes & {Outcome.ROLLED_BACK, Outcome.SKIPPED} or self.cancelled:
+            return 1
+        return 0
+
+
+class _Failed(Exception):
+    """A step failed: roll back (message says why)."""
+
+
+class _Cancelled(Exception):
+    """The admin asked to stop: roll back if anything changed."""
+
+
+@dataclass
+class _Tx:
+    """State of one file's transaction."""
+
+    file: FilePlan
+    label: str
+    txid: str = ""
+    backup: Backup | None = None
+    written: bool = False
+    old_process: LiveProcess | None = None
+    old_healthy: bool | None = None
+    new_pid: int | None = None
+    created: list[str] = field(default_factory=list)
+
+
+def _label(file: FilePlan) -> str:
+    return str(file.path) if file.path else "file modes and owners"
+
+
+class Engine:
+    """Applies plans and restores backups on one node; async, never blocks its event loop."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        sink: Sink,
+        *,
+        health_gate: bool = True,
+        timeout: float | None = None,
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.sink = sink
+        self.gate = health_gate
+        self.timeout = timeout
+        self.store = BackupStore(settings.state_dir, settings.layout)
+        self.journal = Journal(settings.state_dir)
+        self.cancel = asyncio.Event()
+
+    # -- events -------------------------------------------------------------------------
+    def _emit(self, event: Event) -> None:
+        try:
+            self.sink(event)
+        except Exception:  # noqa: BLE001 - a broken terminal (SSH dropped) must not stop us
+            pass
+
+    def _step(self, tx: _Tx, step: Step, ok: bool | None = None, message: str = "") -> None:
+        self._emit(Event(Kind.STEP, tx.label, tx.file.component, step, ok, message))
+
+    def _cancelled(self) -> bool:
+        return self.cancel.is_set()
+
+    def _timeout_for(self, component: str) -> float:
+        return self.timeout or self.settings.health.timeout_for(component)
+
+    # -- public -------------------------------------------------------------------------
+    async def apply(self, plan: Plan) -> ApplyResult:
+        if self.gate and self.settings.has_root_override:
+            raise UserError("a --root tree has no live processes to gate on; add --no-health-gate")
+        results: list[FileResult] = []
+        plan_doc = {"benchmark": plan.benchmark, "checks": list(plan.checks), "params": plan.params}
+        with node_lock(self.settings.state_dir):
+            self._emit(Event(Kind.STEP, step=Step.LOCK, ok=True, message=str(os.getpid())))
+            failed = False
+            for file in plan.files:
+                label = _label(file)
+                if failed or self._cancelled():
+                    why = "cancelled" if self._cancelled() else "an earlier file failed"
+                    self._emit(Event(Kind.SKIPPED, label, file.component, message=why))
+                    results.append(FileResult(file, Outcome.SKIPPED, why))
+                    continue
+                result = await self._transaction(_Tx(file, label), plan_doc)
+                results.append(result)
+                failed = result.outcome is not Outcome.COMMITTED
+        outcome = ApplyResult(tuple(results), cancelled=self._cancelled())
+        self._emit(Event(Kind.DONE, message=_summary(outcome)))
+        return outcome
+
+    # -- one file -------------------------------------------------------------------------
+    async def _transaction(self, tx: _Tx, plan_doc: dict) -> FileResult:
+        file = tx.file
+        try:
+            await self._snapshot(tx)
+            await self._backup(tx, plan_doc)
+            if self._cancelled():
+                raise _Cancelled()
+            await self._write(tx)
+            if self.gate:
+                await self._restart_and_gate(tx)
+            await self._audit(tx)
+        except _Cancelled:
+            if not tx.written:
+                return self._close(tx, Outcome.SKIPPED, "cancelled before any change", "aborted")
+            return await self._rollback(tx, "cancelled by the admin")
+        except _Failed as exc:
+            if not tx.written:
+                return self._close(tx, Outcome.SKIPPED, f"nothing changed: {exc}", "aborted")
+            return await self._rollback(tx, str(exc))
+        except asyncio.CancelledError:
+            # The task itself was cancelled (e.g. the UI is closing): still never half-way.
+            self.cancel.set()
+            if tx.written:
+                result = await asyncio.shield(self._rollback(tx, "interrupted"))
+                return result
+            raise
+        self._step(tx, Step.COMMIT, None)
+        self.journal.record(tx.txid, "committed")
+        if tx.backup:
+            self.store.set_outcome(tx.backup, "committed")
+        self._step(tx, Step.COMMIT, True)
+        message = f"fixed {', '.join(file.checks)}"
+        self._emit(
+            Event(
+                Kind.OUTCOME, tx.label, file.component, outcome=Outcome.COMMITTED, message=message
+            )
+        )
+        return FileResult(file, Outcome.COMMITTED, message, tx.backup.id if tx.backup else None)
+
+    def _close(self, tx: _Tx, outcome: Outcome, message: str, journal_step: str) -> FileResult:
+        if tx.txid:
+            self.journal.record(tx.txid, journal_step)
+        if tx.backup:
+            tx.backup = self.store.set_outcome(tx.backup, outcome.value)
+        self._emit(
+            Event(Kind.OUTCOME, tx.label, tx.file.component, outcome=outcome, message=message)
+        )
+        return FileResult(tx.file, outcome, message, tx.backup.id if tx.backup else None)
+
+    async def _snapshot(self, tx: _Tx) -> None:
+        file = tx.file
+        self._step(tx, Step.SNAPSHOT)
+        if file.kind == "attributes" or not self.gate:
+            self._step(tx, Step.SNAPSHOT, True, "no process to watch")
+            return
+        tx.old_process = await find_process(file.component, self.settings.process_root)
+        pid = f"PID {tx.old_process.pid}" if tx.old_process else "not running"
+        self._step(tx, Step.SNAPSHOT, True, pid)
+
+    async def _backup(self, tx: _Tx, plan_doc: dict) -> None:
+        file = tx.file
+        self._step(tx, Step.BACKUP)
+        try:
+            if file.kind == "attributes":
+                paths = [a.path for a in file.attributes]
+                tx.backup = await asyncio.to_thread(
+                    self.store.create_attribute_backup, paths, file.checks, plan_doc
+                )
+            else:
+                assert file.path is not None
+                current = await asyncio.to_thread(file.path.read_text, "utf-8")
+                if current != file.old_text:
+                    raise _Failed(f"{file.path} changed since the plan was made; plan again")
+                tx.backup = await asyncio.to_thread(
+                    self.store.create_file_backup, file.path, file.component, file.checks, plan_doc
+                )
+        except OSError as exc:
+            raise _Failed(f"backup failed: {exc.strerror or exc}") from None
+        except UserError as exc:
+            raise _Failed(str(exc)) from None
+        self._step(tx, Step.BACKUP, True, tx.backup.id)
+        tx.txid = self.journal.new_txid()
+        self._step(tx, Step.JOURNAL)
+        self.journal.record(
+            tx.txid,
+            "intent",
+            backup_id=tx.backup.id,
+            path=str(file.path or ""),
+            component=file.component,
+            pid=os.getpid(),
+            checks=list(file.checks),
+        )
+        self._step(tx, Step.JOURNAL, True, tx.txid)
+
+    async def _write(self, tx: _Tx) -> None:
+        file = tx.file
+        self._step(tx, Step.WRITE)
+        self.journal.record(tx.txid, "writing")
+        try:
+            for comp in file.companions:
+                made = await asyncio.to_thread(create_new, comp.path, comp.content, comp.mode)
+                if made:
+                    tx.created.append(str(comp.path))
+                    self.journal.record(tx.txid, "companion", created=str(comp.path))
+                else:
+                    self._emit(
+                        Event(
+                            Kind.NOTE,
+                            tx.label,
+                            file.component,
+                            message=f"{comp.path} already exists; left as it is",
+                        )
+                    )
+            if file.kind == "attributes":
+                tx.written = True  # from the first chmod on, a rollback is due
+                for change in file.attributes:
+                    await asyncio.to_thread(
+                        _apply_attribute, change.path, change.mode, change.owner
+                    )
+            else:
+                assert file.path is not None and file.new_text is not None
+                tx.written = True
+                await asyncio.to_thread(atomic_write, file.path, file.new_text.encode())
+        except (AtomicWriteError, OSError) as exc:
+            if file.kind != "attributes":
+                # atomic_write failed: the target is untouched.
+                tx.written = False
+            raise _Failed(
+                str(exc) if isinstance(exc, AtomicWriteError) else f"{exc.filename}: {exc.strerror}"
+            ) from None
+        self.journal.record(tx.txid, "written")
+        self._step(tx, Step.WRITE, True)
+
+    async def _restart_and_gate(self, tx: _Tx) -> None:
+        file = tx.file
+        if file.kind == "attributes":
+            return
+        timeout = self._timeout_for(file.component)
+        started = time.monotonic()
+        deadline = started + timeout
+        expected = await asyncio.to_thread(self._expected_args, tx)
+        if file.kind == "kubelet-config":
+            self._step(tx, Step.RESTART, None, " ".join(self.settings.kubelet_restart_command))
+            problem = await run_restart_command(
+                self.settings.kubelet_restart_command, min(timeout, 60)
+            )
+            if problem:
+                self._step(tx, Step.RESTART, False, problem)
+                raise _Failed(problem)
+            self._step(tx, Step.RESTART, True)
+        self._step(tx, Step.RESTART_EVIDENCE)
+        old_pid = tx.old_process.pid if tx.old_process else None
+        evidence = await wait_for_process(
+            file.component, self.settings.process_root, expected, old_pid, deadline, self._cancelled
+        )
+        if self._cancelled():
+            raise _Cancelled()
+        if evidence.process is None:
+            self._step(tx, Step.RESTART_EVIDENCE, False, evidence.message)
+            raise _Failed(evidence.message)
+        tx.new_pid = evidence.process.pid
+        self._step(tx, Step.RESTART_EVIDENCE, True, evidence.message)
+        self._emit(
+            Event(
+                Kind.RESTART,
+                tx.label,
+                file.component,
+                message=evidence.message,
+                elapsed=time.monotonic() - started,
+                data={"pid": tx.new_pid},
+            )
+        )
+        await self._gate(tx, self._endpoints(tx, new=True), started, timeout, expected)
+        if file.component == "etcd":
+            await self._gate_apiserver_after_etcd(tx, started, timeout)
+
+    def _expected_args(self, tx: _Tx) -> tuple[str, ...] | None:
+        file = tx.file
+        if file.kind == "manifest" and file.new_text is not None and file.path is not None:
+            return parse_manifest(file.new_text, file.path, file.component).argv
+        if tx.old_process is not None:
+            return tx.old_process.args  # the kubelet's command line does not change
+        return None
+
+    def _endpoints(self, tx: _Tx, new: bool) -> list[Endpoint]:
+        file = tx.file
+        text = file.new_text if new else file.old_text
+        assert text is not None and file.path is not None
+        if file.kind == "kubelet-config":
+            from ruamel.yaml import YAML
+
+            return kubelet_endpoints(YAML(typ="safe", pure=False).load(text))
+        return manifest_endpoints(parse_manifest(text, file.path, file.component))
+
+    async def _gate(
+        self,
+        tx: _Tx,
+        endpoints: list[Endpoint],
+        started: float,
+        timeout: float,
+        expected: tuple[str, ...] | None,
+        component: str | None = None,
+    ) -> None:
+        comp = component or tx.file.component
+        health = self.settings.health
+        prober = Prober(self.settings.layout.ca_cert, health.client_cert, health.client_key)
+        crashes: list[int] = []
+        watched = {"pid": tx.new_pid}
+
+        async def alive() -> str | None:
+            pid = watched["pid"]
+            if pid is None or await asyncio.to_thread(pid_alive, pid):
+                return None
+            crashes.append(pid)
+            proc = await find_process(comp, self.settings.process_root)
+            if proc is not None and (expected is None or proc.args == expected) and proc.pid != pid:
+                watched["pid"] = proc.pid
+            return f"{comp} PID {pid} exited (crash {len(crashes)})"
+
+        def on_poll(endpoint: Endpoint, result: ProbeResult, elapsed: float) -> None:
+            state = "ok" if result.ok else "failing"
+            self._emit(
+                Event(
+                    Kind.POLL,
+                    tx.label,
+                    comp,
+                    Step.HEALTH,
+                    result.ok,
+                    f"{endpoint.url} {result.detail} ({state}, TLS {result.tls})",
+                    latency_ms=result.latency_ms,
+                    elapsed=elapsed,
+                    timeout=timeout,
+                    data={
+                        "url": endpoint.url,
+                        "tls": result.tls,
+                        "client_cert": result.client_cert,
+                    },
+                )
+            )
+
+        def on_first(when: float) -> None:
+            self._emit(
+                Event(
+                    Kind.HEALTHY,
+                    tx.label,
+                    comp,
+                    Step.HEALTH,
+                    True,
+                    f"{comp} answers healthy",
+                    elapsed=time.monotonic() - started,
+                    timeout=timeout,
+                    data={"time": when},
+                )
+            )
+
+        self._step(tx, Step.HEALTH, None, ", ".join(e.url for e in endpoints))
+        try:
+            result = await health_gate(
+                endpoints,
+                prober,
+                health,
+                timeout,
+                started,
+                on_poll,
+                on_first,
+                alive,
+                self._cancelled,
+            )
+        finally:
+            await prober.aclose()
+        if prober.unverified_used:
+            self._emit(
+                Event(
+                    Kind.NOTE,
+                    tx.label,
+                    comp,
+                    message=(
+                        "the serving certificate does not chain to the cluster CA; probed without "
+                        "verification on loopback, as the kubelet does"
+                    ),
+                )
+            )
+        if self._cancelled():
+            raise _Cancelled()
+        if not result.healthy:
+            self._step(tx, Step.HEALTH, False, result.message)
+            raise _Failed(result.message)
+        self._emit(
+            Event(
+                Kind.STABLE,
+                tx.label,
+                comp,
+                Step.HEALTH,
+                True,
+                result.message,
+                elapsed=time.monotonic() - started,
+                timeout=timeout,
+            )
+        )
+        self._step(tx, Step.HEALTH, True, result.message)
+
+    async def _gate_apiserver_after_etcd(self, tx: _Tx, started: float, timeout: float) -> None:
+        """kube-apiserver cannot serve without etcd: it must answer healthy again too."""
+        path = self.settings.layout.manifest("kube-apiserver")
+        try:
+            manifest = await asyncio.to_thread(
+                lambda: parse_manifest(path.read_text(), path, "kube-apiserver")
+            )
+        except (OSError, InputError):
+            return
+        saved = tx.new_pid
+        proc = await find_process("kube-apiserver", self.settings.process_root)
+        tx.new_pid = proc.pid if proc else None
+        try:
+            await self._gate(
+                tx, manifest_endpoints(manifest), started, timeout, None, component="kube-apiserver"
+            )
+        finally:
+            tx.new_pid = saved
+
+    async def _audit(self, tx: _Tx) -> None:
+        file = tx.file
+        self._step(tx, Step.AUDIT)
+        snap = await asyncio.to_thread(
+            take_snapshot, self.settings, self.gate and file.kind != "attributes"
+        )
+        results = evaluate(self.catalog, snap, file.checks)
+        failed = []
+        for r in results:
+            ok = r.status is Status.PASS
+            self._emit(
+                Event(
+                    Kind.AUDIT,
+                    tx.label,
+                    file.component,
+                    Step.AUDIT,
+                    ok,
+                    f"{r.id} {r.status.value}: {r.reason}",
+                    data={"check": r.id},
+                )
+            )
+            if not ok:
+                failed.append(f"{r.id} {r.status.value} ({r.reason})")
+        if failed:
+            self._step(tx, Step.AUDIT, False, "; ".join(failed))
+            raise _Failed(f"audit re-check failed: {'; '.join(failed)}")
+        self._step(tx, Step.AUDIT, True, f"{len(results)} checks pass")
+
+    # -- rollback ---------------------------------------------------------------------------
+    async def _rollback(self, tx: _Tx, why: str) -> FileResult:
+        file = tx.file
+        self._emit(
+            Event(
+                Kind.ROLLBACK, tx.label, file.component, Step.ROLLBACK, None, f"rolling back: {why}"
+            )
+        )
+        self.journal.record(tx.txid, "rolling-back", reason=why)
+        assert tx.backup is not None
+        try:
+            await asyncio.to_thread(restore_backup_bytes, self.store, tx.backup)
+        except (UserError, AtomicWriteError, OSError) as exc:
+            return self._critical(tx, why, f"could not restore the backup: {exc}")
+        if tx.created:
+            self._emit(
+                Event(
+                    Kind.NOTE,
+                    tx.label,
+                    file.component,
+                    message=(
+                        "left in place (unused now, and may hold a key that encrypted data): "
+                        + ", ".join(tx.created)
+                    ),
+                )
+            )
+        if self.gate and file.kind != "attributes":
+            problem = await self._gate_old(tx)
+            if problem:
+                return self._critical(tx, why, problem)
+        self._step(tx, Step.ROLLBACK, True, "original restored")
+        return self._close(tx, Outcome.ROLLED_BACK, f"rolled back: {why}", "rolled-back")
+
+    async def _gate_old(self, tx: _Tx) -> str | None:
+        """After a restore: the old configuration must run and answer healthy again."""
+        file = tx.file
+        timeout = self._timeout_for(file.component)
+        started = time.monotonic()
+        if file.kind == "kubelet-config":
+            problem = await run_restart_command(
+                self.settings.kubelet_restart_command, min(timeout, 60)
+            )
+            if problem:
+                return problem
+        if tx.old_process is None:
+            return None  # it was not running before the change either: nothing to wait for
+        old_args = tx.old_process.args
+        evidence = await wait_for_process(
+            file.component,
+            self.settings.process_root,
+            old_args,
+            tx.new_pid if file.kind == "kubelet-config" else None,
+            started + timeout,
+            lambda: False,
+        )
+        if evidence.process is None:
+            return evidence.message
+        tx.new_pid = evidence.process.pid
+        saved_cancel = self.cancel.is_set()
+        self.cancel.clear()  # a rollback runs to its end even after a cancel
+        try:
+            await self._gate(tx, self._endpoints(tx, new=False), started, timeout, old_args)
+        except (_Failed, _Cancelled) as exc:
+            return f"the old configuration did not come back healthy: {exc}"
+        finally:
+            if saved_cancel:
+                self.cancel.set()
+        return None
+
+    def _critical(self, tx: _Tx, why: str, problem: str) -> FileResult:
+        backup = tx.backup
+        assert backup is not None
+        command = manual_recovery_command(backup)
+        message = f"CRITICAL: {why}; rollback failed: {problem}. Restore by hand: {command}"
+        self._step(tx, Step.ROLLBACK, False, problem)
+        return self._close(tx, Outcome.CRITICAL, message, "critical")
+
+
+def _apply_attribute(path: Path, mode: int | None, owner: str | None) -> None:
+    import grp
+    import pwd
+
+    if owner is not None:
+        user, _, group = owner.partition(":")
+        os.chown(
+            path,
+            pwd.getpwnam(user).pw_uid,
+            grp.getgrnam(group or user).gr_gid,
+            follow_symlinks=False,
+        )
+    if mode is not None:
+        os.chmod(path, mode)
+
+
+def restore_backup_bytes(store: BackupStore, backup: Backup) -> bool:
+    """Put a backup's bytes (or attributes) back, verified; False if nothing differed."""
+    if backup.kind == "attributes":
+        store.verify_target(backup)
+        changed = False
+        for rec in backup.attributes:
+            p = Path(rec.path)
+            st = p.lstat()
+            if (st.st_mode & 0o7777, st.st_uid, st.st_gid) != (rec.mode, rec.uid, rec.gid):
+                os.chown(p, rec.uid, rec.gid, follow_symlinks=False)
+                os.chmod(p, rec.mode)
+                changed = True
+        return changed
+    data = store.original_bytes(backup)
+    target = Path(backup.path)
+    try:
+        st = target.lstat()
+        same = target.read_bytes() == data and (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (
+            backup.mode,
+            backup.uid,
+            backup.gid,
+        )
+    except FileNotFoundError:
+        same = False
+    if same:
+        return False
+    atomic_write(target, data, mode=backup.mode, uid=backup.uid, gid=backup.gid)
+    return True
+
+
+def manual_recovery_command(backup: Backup) -> str:
+    """The exact command an admin runs when cis-tui could not restore health itself."""
+    if backup.kind == "attributes":
+        return "cis-tui recover --yes (restores the recorded modes and owners)"
+    original = Path(backup.directory) / "original"
+    target = Path(backup.path)
+    tmp = target.with_name(f".{target.name}.restore")  # hidden: the kubelet ignores it
+    return (
+        f"cis-tui recover --yes  (or by hand: install -m {backup.mode:04o} -o {backup.uid} "
+        f"-g {backup.gid} {original} {tmp} && mv {tmp} {target})"
+    )
+
+
+def _summary(result: ApplyResult) -> str:
+    counts: dict[str, int] = {}
+    for f in result.files:
+        counts[f.outcome.value] = counts.get(f.outcome.value, 0) + 1
+    parts = ", ".join(f"{n} {k}" for k, n in counts.items()) or "nothing to do"
+    return f"apply finished: {parts}"

@@ -1,0 +1,121 @@
+"""Saved plans: node-independent (check ids and parameters), versioned and checksummed.
+
+A plan reviewed once can be rolled across several nodes: each node re-plans the same checks
+with the same parameters against its own files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from cis_tui.benchmarks.catalog import Catalog
+from cis_tui.errors import UserError
+from cis_tui.remediate.params import ParamValues, parse_param_options
+
+API_VERSION = "cis-tui/v1"
+KIND = "Plan"
+
+
+@dataclass(frozen=True)
+class SavedPlan:
+    benchmark: str
+    checks: tuple[str, ...]
+    params: ParamValues
+
+
+def _checksum(benchmark: str, checks: list[str], params: ParamValues) -> str:
+    canonical = json.dumps(
+        {"benchmark": benchmark, "checks": checks, "params": params},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def dump_plan(plan: SavedPlan) -> str:
+    checks = list(plan.checks)
+    params = {k: dict(v) for k, v in plan.params.items()}
+    lines = [
+        "# cis-tui plan: the checks to fix and their parameters, not diffs. Apply it on each",
+        "# node with `cis-tui apply --plan FILE`; every node re-plans against its own files.",
+        "# Editing this file by hand invalidates its checksum.",
+        f"apiVersion: {API_VERSION}",
+        f"kind: {KIND}",
+        f"benchmark: {plan.benchmark}",
+        "checks:",
+        *[f'- "{c}"' for c in checks],
+    ]
+    if params:
+        lines.append("params:")
+        for check_id in sorted(params):
+            lines.append(f'  "{check_id}":')
+            for name, value in sorted(params[check_id].items()):
+                lines.append(f"    {name}: {json.dumps(value)}")
+    else:
+        lines.append("params: {}")
+    lines.append(f"checksum: {_checksum(plan.benchmark, checks, params)}")
+    return "\n".join(lines) + "\n"
+
+
+def save_plan(plan: SavedPlan, path: Path) -> None:
+    """Write atomically (a plan is small; a half-written plan must never exist)."""
+    text = dump_plan(plan)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "x", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write plan: {exc.strerror}", path) from None
+
+
+def load_plan(path: Path, catalog: Catalog) -> SavedPlan:
+    """Read and verify a saved plan; UserError (exit 2) for anything off."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError("plan file not found", path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read plan file: {exc}", path) from None
+    try:
+        doc: Any = YAML(typ="safe", pure=False).load(text)
+    except YAMLError:
+        raise UserError("malformed plan file (not YAML)", path) from None
+    if not isinstance(doc, dict) or doc.get("kind") != KIND:
+        raise UserError("not a cis-tui plan file", path)
+    if doc.get("apiVersion") != API_VERSION:
+        raise UserError(
+            f"unknown plan version {doc.get('apiVersion')!r} (this cis-tui reads {API_VERSION})",
+            path,
+        )
+    benchmark, checks, params = doc.get("benchmark"), doc.get("checks"), doc.get("params") or {}
+    if not isinstance(checks, list) or not all(isinstance(c, str) for c in checks) or not checks:
+        raise UserError("plan has no list of check ids", path)
+    if not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values()):
+        raise UserError("plan params must map check ids to name: value", path)
+    params = {str(k): {str(n): str(v) for n, v in p.items()} for k, p in params.items()}
+    if doc.get("checksum") != _checksum(str(benchmark), checks, params):
+        raise UserError("plan was modified after it was saved (checksum mismatch)", path)
+    if benchmark != catalog.benchmark:
+        raise UserError(f"plan is for {benchmark}, this node uses {catalog.benchmark}", path)
+    try:
+        for check_id in checks:
+            catalog.get(check_id)
+        options = [
+            f"{cid}.{name}={value}" for cid, p in params.items() for name, value in p.items()
+        ]
+        validated = parse_param_options(options, catalog)
+    except UserError as exc:
+        raise UserError(exc.message, path) from None
+    return SavedPlan(benchmark=str(benchmark), checks=tuple(checks), params=validated)
