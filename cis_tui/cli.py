@@ -7,10 +7,10 @@ Exit codes: 0 success / all pass; 1 checks fail, or a remediation failed and was
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from cis_tui import __version__
@@ -196,15 +196,13 @@ def _run_engine(engine, work) -> object:  # noqa: ANN001
 
         def on_signal(signum: int) -> None:
             if not engine.cancel.is_set():
-                try:
+                with contextlib.suppress(OSError):
                     print(
                         f"cis-tui: {signal.Signals(signum).name}: finishing or rolling back, "
                         "never stopping half-way",
                         file=sys.stderr,
                         flush=True,
                     )
-                except OSError:
-                    pass
             engine.cancel.set()
 
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -345,8 +343,10 @@ def cmd_recover(args: argparse.Namespace) -> int:
         print("Nothing to recover: no unfinished transaction in the journal.")
         return EXIT_OK
     for tx in pending:
-        print(f"unfinished: {tx.path or 'file modes and owners'} (backup {tx.backup_id}, "
-              f"stopped after step {tx.last_step!r}, cis-tui PID {tx.pid})")
+        print(
+            f"unfinished: {tx.path or 'file modes and owners'} (backup {tx.backup_id}, "
+            f"stopped after step {tx.last_step!r}, cis-tui PID {tx.pid})"
+        )
     if not _confirm("Restore the pre-change state of these files?", args.yes):
         print("Nothing changed.")
         return EXIT_FAIL
@@ -389,40 +389,66 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scan.set_defaults(handler=cmd_scan)
 
-    plan = sub.add_parser("plan", help="show exactly what fixing checks would change (changes nothing)")
+    plan = sub.add_parser("plan", help="show what fixing checks would change (changes nothing)")
     _add_globals(plan, suppress=True)
     plan.add_argument("ids", nargs="*", metavar="ID", help="check ids to fix")
     plan.add_argument("--all-failing", action="store_true", help="every failing check with a fix")
-    plan.add_argument("--param", action="append", metavar="ID.NAME=VALUE",
-                      help="a remediation parameter, e.g. 1.2.17.maxage=60 (repeatable)")
-    plan.add_argument("--save", type=Path, metavar="PLAN.yaml",
-                      help="write a node-independent plan (check ids and parameters)")
+    plan.add_argument(
+        "--param",
+        action="append",
+        metavar="ID.NAME=VALUE",
+        help="a remediation parameter, e.g. 1.2.17.maxage=60 (repeatable)",
+    )
+    plan.add_argument(
+        "--save",
+        type=Path,
+        metavar="PLAN.yaml",
+        help="write a node-independent plan (check ids and parameters)",
+    )
     plan.set_defaults(handler=cmd_plan)
 
     apply = sub.add_parser("apply", help="apply fixes: backup, atomic write, health gate, rollback")
     _add_globals(apply, suppress=True)
     apply.add_argument("ids", nargs="*", metavar="ID", help="check ids to fix")
     apply.add_argument("--all-failing", action="store_true", help="every failing check with a fix")
-    apply.add_argument("--plan", type=Path, metavar="PLAN.yaml", help="a plan saved by `plan --save`")
-    apply.add_argument("--param", action="append", metavar="ID.NAME=VALUE",
-                       help="a remediation parameter (repeatable)")
+    apply.add_argument("--plan", type=Path, metavar="PLAN.yaml", help="a saved plan")
+    apply.add_argument(
+        "--param",
+        action="append",
+        metavar="ID.NAME=VALUE",
+        help="a remediation parameter (repeatable)",
+    )
     apply.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    apply.add_argument("--timeout", type=float, metavar="SECONDS",
-                       help="health-gate timeout per component (default from the config)")
-    apply.add_argument("--no-health-gate", action="store_true",
-                       help="offline trees: write atomically and back up, but do not wait for restarts")
-    apply.add_argument("--format", choices=("text", "json"), default="text",
-                       help="progress as readable lines or JSON lines")
+    apply.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="health-gate timeout per component (default from the config)",
+    )
+    apply.add_argument(
+        "--no-health-gate",
+        action="store_true",
+        help="offline trees: back up and write atomically, no restart wait",
+    )
+    apply.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="progress as readable lines or JSON lines",
+    )
     apply.set_defaults(handler=cmd_apply)
 
     backups = sub.add_parser("backups", help="list, show, diff, restore and prune backups")
     _add_globals(backups, suppress=True)
-    bsub = backups.add_subparsers(dest="backups_action", metavar="ACTION", required=True,
-                                  parser_class=_Parser)
+    bsub = backups.add_subparsers(
+        dest="backups_action", metavar="ACTION", required=True, parser_class=_Parser
+    )
     blist = bsub.add_parser("list", help="every backup, newest first")
     blist.add_argument("--format", choices=("table", "json"), default="table")
-    for name, text in (("show", "a backup's metadata and content"),
-                       ("diff", "the backup against the current file")):
+    for name, text in (
+        ("show", "a backup's metadata and content"),
+        ("diff", "the backup against the current file"),
+    ):
         p = bsub.add_parser(name, help=text)
         p.add_argument("id", metavar="ID")
     brestore = bsub.add_parser("restore", help="put a backup back (health-gated)")

@@ -221,7 +221,7 @@ async def health_gate(
         results = await asyncio.gather(*(prober.probe(e) for e in endpoints))
         polls += 1
         elapsed = time.monotonic() - started
-        for endpoint, result in zip(endpoints, results):
+        for endpoint, result in zip(endpoints, results, strict=True):
             on_poll(endpoint, result, elapsed)
         good = crash is None and all(r.ok for r in results)
         if good:
@@ -244,7 +244,7 @@ async def health_gate(
                 )
         else:
             last_problem = crash or next(
-                f"{e.url}: {r.detail}" for e, r in zip(endpoints, results) if not r.ok
+                f"{e.url}: {r.detail}" for e, r in zip(endpoints, results, strict=True) if not r.ok
             )
             streak = 0
             streak_start = None

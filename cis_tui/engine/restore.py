@@ -50,7 +50,9 @@ async def restore(engine: Engine, backup_id: str) -> ApplyResult:
     backup = engine.store.get(backup_id)
     plan = restore_plan(engine, backup)
     if plan.empty:
-        engine._emit(Event(Kind.DONE, message=f"{backup.path or 'attributes'} already match the backup"))
+        engine.emit(
+            Event(Kind.DONE, message=f"{backup.path or 'attributes'} already match the backup")
+        )
         return ApplyResult(())
     result = await engine.apply(plan)
     if result.files and result.files[0].outcome is Outcome.COMMITTED:
@@ -77,8 +79,12 @@ async def recover(engine: Engine) -> list[Recovered]:
                 backup = engine.store.get(tx.backup_id)
                 changed = await asyncio.to_thread(restore_backup_bytes, engine.store, backup)
             except (UserError, OSError) as exc:
-                done.append(Recovered(tx.txid, tx.backup_id, tx.path, f"cannot restore: {exc}", False))
-                engine._emit(Event(Kind.NOTE, tx.path, tx.component, message=f"cannot restore: {exc}"))
+                done.append(
+                    Recovered(tx.txid, tx.backup_id, tx.path, f"cannot restore: {exc}", False)
+                )
+                engine.emit(
+                    Event(Kind.NOTE, tx.path, tx.component, message=f"cannot restore: {exc}")
+                )
                 continue
             what = "restored the original bytes" if changed else "the file was already the original"
             problem = None
@@ -92,8 +98,15 @@ async def recover(engine: Engine) -> list[Recovered]:
             engine.journal.record(tx.txid, "recovered")
             engine.store.set_outcome(backup, "recovered")
             label = backup.path or "file modes and owners"
-            engine._emit(Event(Kind.OUTCOME, label, backup.component, outcome=Outcome.ROLLED_BACK,
-                               message=f"recovered: {what} (sha256 {backup.sha256[:12] or 'n/a'})"))
+            engine.emit(
+                Event(
+                    Kind.OUTCOME,
+                    label,
+                    backup.component,
+                    outcome=Outcome.ROLLED_BACK,
+                    message=f"recovered: {what} (sha256 {backup.sha256[:12] or 'n/a'})",
+                )
+            )
             done.append(Recovered(tx.txid, backup.id, label, what, True))
     return done
 

@@ -10,13 +10,14 @@ a real node or a sandbox.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cis_tui.audit.evaluate import Status, evaluate
-from cis_tui.audit.node import InputError, parse_manifest, read_kubelet_config, take_snapshot
+from cis_tui.audit.node import InputError, parse_manifest, take_snapshot
 from cis_tui.audit.processes import LiveProcess
 from cis_tui.benchmarks.catalog import Catalog
 from cis_tui.engine.atomic import AtomicWriteError, atomic_write, create_new
@@ -110,14 +111,13 @@ class Engine:
         self.cancel = asyncio.Event()
 
     # -- events -------------------------------------------------------------------------
-    def _emit(self, event: Event) -> None:
-        try:
+    def emit(self, event: Event) -> None:
+        # A broken terminal (SSH dropped) must not stop a transaction half-way.
+        with contextlib.suppress(Exception):
             self.sink(event)
-        except Exception:  # noqa: BLE001 - a broken terminal (SSH dropped) must not stop us
-            pass
 
     def _step(self, tx: _Tx, step: Step, ok: bool | None = None, message: str = "") -> None:
-        self._emit(Event(Kind.STEP, tx.label, tx.file.component, step, ok, message))
+        self.emit(Event(Kind.STEP, tx.label, tx.file.component, step, ok, message))
 
     def _cancelled(self) -> bool:
         return self.cancel.is_set()
@@ -132,20 +132,20 @@ class Engine:
         results: list[FileResult] = []
         plan_doc = {"benchmark": plan.benchmark, "checks": list(plan.checks), "params": plan.params}
         with node_lock(self.settings.state_dir):
-            self._emit(Event(Kind.STEP, step=Step.LOCK, ok=True, message=str(os.getpid())))
+            self.emit(Event(Kind.STEP, step=Step.LOCK, ok=True, message=str(os.getpid())))
             failed = False
             for file in plan.files:
                 label = _label(file)
                 if failed or self._cancelled():
                     why = "cancelled" if self._cancelled() else "an earlier file failed"
-                    self._emit(Event(Kind.SKIPPED, label, file.component, message=why))
+                    self.emit(Event(Kind.SKIPPED, label, file.component, message=why))
                     results.append(FileResult(file, Outcome.SKIPPED, why))
                     continue
                 result = await self._transaction(_Tx(file, label), plan_doc)
                 results.append(result)
                 failed = result.outcome is not Outcome.COMMITTED
         outcome = ApplyResult(tuple(results), cancelled=self._cancelled())
-        self._emit(Event(Kind.DONE, message=_summary(outcome)))
+        self.emit(Event(Kind.DONE, message=_summary(outcome)))
         return outcome
 
     # -- one file -------------------------------------------------------------------------
@@ -181,7 +181,7 @@ class Engine:
             self.store.set_outcome(tx.backup, "committed")
         self._step(tx, Step.COMMIT, True)
         message = f"fixed {', '.join(file.checks)}"
-        self._emit(
+        self.emit(
             Event(
                 Kind.OUTCOME, tx.label, file.component, outcome=Outcome.COMMITTED, message=message
             )
@@ -193,7 +193,7 @@ class Engine:
             self.journal.record(tx.txid, journal_step)
         if tx.backup:
             tx.backup = self.store.set_outcome(tx.backup, outcome.value)
-        self._emit(
+        self.emit(
             Event(Kind.OUTCOME, tx.label, tx.file.component, outcome=outcome, message=message)
         )
         return FileResult(tx.file, outcome, message, tx.backup.id if tx.backup else None)
@@ -254,7 +254,7 @@ class Engine:
                     tx.created.append(str(comp.path))
                     self.journal.record(tx.txid, "companion", created=str(comp.path))
                 else:
-                    self._emit(
+                    self.emit(
                         Event(
                             Kind.NOTE,
                             tx.label,
@@ -311,7 +311,7 @@ class Engine:
             raise _Failed(evidence.message)
         tx.new_pid = evidence.process.pid
         self._step(tx, Step.RESTART_EVIDENCE, True, evidence.message)
-        self._emit(
+        self.emit(
             Event(
                 Kind.RESTART,
                 tx.label,
@@ -370,7 +370,7 @@ class Engine:
 
         def on_poll(endpoint: Endpoint, result: ProbeResult, elapsed: float) -> None:
             state = "ok" if result.ok else "failing"
-            self._emit(
+            self.emit(
                 Event(
                     Kind.POLL,
                     tx.label,
@@ -390,7 +390,7 @@ class Engine:
             )
 
         def on_first(when: float) -> None:
-            self._emit(
+            self.emit(
                 Event(
                     Kind.HEALTHY,
                     tx.label,
@@ -420,7 +420,7 @@ class Engine:
         finally:
             await prober.aclose()
         if prober.unverified_used:
-            self._emit(
+            self.emit(
                 Event(
                     Kind.NOTE,
                     tx.label,
@@ -436,7 +436,7 @@ class Engine:
         if not result.healthy:
             self._step(tx, Step.HEALTH, False, result.message)
             raise _Failed(result.message)
-        self._emit(
+        self.emit(
             Event(
                 Kind.STABLE,
                 tx.label,
@@ -479,7 +479,7 @@ class Engine:
         failed = []
         for r in results:
             ok = r.status is Status.PASS
-            self._emit(
+            self.emit(
                 Event(
                     Kind.AUDIT,
                     tx.label,
@@ -500,7 +500,7 @@ class Engine:
     # -- rollback ---------------------------------------------------------------------------
     async def _rollback(self, tx: _Tx, why: str) -> FileResult:
         file = tx.file
-        self._emit(
+        self.emit(
             Event(
                 Kind.ROLLBACK, tx.label, file.component, Step.ROLLBACK, None, f"rolling back: {why}"
             )
@@ -512,7 +512,7 @@ class Engine:
         except (UserError, AtomicWriteError, OSError) as exc:
             return self._critical(tx, why, f"could not restore the backup: {exc}")
         if tx.created:
-            self._emit(
+            self.emit(
                 Event(
                     Kind.NOTE,
                     tx.label,

@@ -429,13 +429,10 @@ def build_plan(
         if not check.remediation.available:
             skipped.append(Skipped(check_id, f"no mechanical fix: {check.remediation.summary}"))
             continue
-        if result.file_value is not None and result.live_value is not None:
-            # Only the running process is wrong: the file is right, a restart is due.
-            if result.disagreement and not _file_fails(check, result):
-                skipped.append(
-                    Skipped(check_id, f"the file is already right; {result.disagreement}")
-                )
-                continue
+        # Only the running process is wrong: the file is right, a restart is due.
+        if result.disagreement and not result.reason.startswith("file:"):
+            skipped.append(Skipped(check_id, f"the file is already right; {result.disagreement}"))
+            continue
         try:
             planner.add(check)
         except (RecipeError, EditError) as exc:
@@ -449,11 +446,6 @@ def build_plan(
         files=tuple(planner.files()),
         skipped=tuple(skipped),
     )
-
-
-def _file_fails(check: Check, result: object) -> bool:
-    reason = getattr(result, "reason", "")
-    return str(reason).startswith("file:")
 
 
 def check_user_ids(ids: Iterable[str], catalog: Catalog) -> list[str]:
