@@ -358,6 +358,26 @@ def cmd_recover(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_tui(args: argparse.Namespace) -> int:
+    from cis_tui.benchmarks.catalog import load_catalog
+    from cis_tui.tui.app import run_tui
+
+    settings = _settings(args)
+    return run_tui(settings, load_catalog(settings.benchmark), mouse=not args.no_mouse)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from cis_tui.demo import run_demo
+
+    return run_demo(args.scenario, mouse=not args.no_mouse)
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from cis_tui.sandbox.__main__ import main as sandbox_main
+
+    return sandbox_main(args.sandbox_args)
+
+
 def _no_color() -> bool:
     import os
 
@@ -467,19 +487,47 @@ def build_parser() -> argparse.ArgumentParser:
     recover.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     recover.add_argument("--timeout", type=float, metavar="SECONDS")
     recover.set_defaults(handler=cmd_recover)
+
+    tui = sub.add_parser("tui", help="the interactive wizard (the default command)")
+    _add_globals(tui, suppress=True)
+    tui.add_argument("--no-mouse", action="store_true", help="leave the mouse to the terminal")
+    tui.set_defaults(handler=cmd_tui)
+
+    from cis_tui.sandbox import SCENARIOS
+
+    demo = sub.add_parser("demo", help="try everything on a built-in sandbox node")
+    demo.add_argument("--scenario", default="default", choices=SCENARIOS)
+    demo.add_argument("--no-mouse", action="store_true", help="leave the mouse to the terminal")
+    demo.set_defaults(handler=cmd_demo)
+
+    sandbox = sub.add_parser(
+        "sandbox",
+        help="a kubeadm-like test node: create DIR [--scenario NAME] | run DIR | restart-kubelet DIR",
+        add_help=False,
+    )
+    sandbox.add_argument("sandbox_args", nargs=argparse.REMAINDER)
+    sandbox.set_defaults(handler=cmd_sandbox)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["sandbox"]:  # its own parser: `cis-tui sandbox --help` must reach it
+        from cis_tui.sandbox.__main__ import main as sandbox_main
+
+        try:
+            return sandbox_main(argv[1:])
+        except SystemExit as exc:
+            return int(exc.code or 0)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version and usage errors
         return int(exc.code or 0)
     handler: Handler | None = getattr(args, "handler", None)
-    if handler is None:
-        parser.print_help()
-        return EXIT_USAGE
+    if handler is None:  # no command: the wizard
+        args.no_mouse = False
+        handler = cmd_tui
     try:
         return handler(args)
     except UserError as exc:
