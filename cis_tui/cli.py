@@ -502,7 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sandbox = sub.add_parser(
         "sandbox",
-        help="a kubeadm-like test node: create DIR [--scenario NAME] | run DIR | restart-kubelet DIR",
+        help="a kubeadm-like test node: create DIR | run DIR | restart-kubelet DIR",
         add_help=False,
     )
     sandbox.add_argument("sandbox_args", nargs=argparse.REMAINDER)
