@@ -32,7 +32,15 @@ from cis_tui.audit.flags import (
 from cis_tui.remediate import yamltext as yt
 from cis_tui.remediate.yamltext import EditError
 
-__all__ = ["EditError", "EditResult", "KubeletConfig", "PodManifest", "unified_diff"]
+__all__ = [
+    "EditError",
+    "EditResult",
+    "KubeletConfig",
+    "MountPathTaken",
+    "PodManifest",
+    "VolumeNameTaken",
+    "unified_diff",
+]
 
 _SHELLS = {"sh", "bash", "ash", "dash", "zsh", "busybox"}
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
@@ -46,6 +54,14 @@ _HOST_PATH_TYPES = {
     "CharDevice",
     "BlockDevice",
 }
+
+
+class VolumeNameTaken(EditError):
+    """The volume name is used by a different volume (pick another name)."""
+
+
+class MountPathTaken(EditError):
+    """The mount path is used by another volume's mount."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +89,24 @@ def unified_diff(old: str, new: str, path: str) -> str:
         else:
             out.append(line + "\n\\ No newline at end of file\n")
     return "".join(out)
+
+
+class _Editor:
+    """The text being edited; a byte-order mark is set aside (libyaml does not count it)."""
+
+    def __init__(self, text: str) -> None:
+        self.original = text
+        self._bom = "\ufeff" if text.startswith("\ufeff") else ""
+        self._body = text[len(self._bom) :]
+        self.notes: list[str] = []
+
+    @property
+    def text(self) -> str:
+        """The current file content."""
+        return self._bom + self._body
+
+    def result(self) -> EditResult:
+        return EditResult(self.text, tuple(self.notes))
 
 
 # --- static pod manifests ----------------------------------------------------------------------
@@ -107,18 +141,13 @@ class _ArgvEdit:
     insert: list[str]  # new items after the last flag of the sequence that holds flags
 
 
-class PodManifest:
+class PodManifest(_Editor):
     """A static pod manifest being edited: one container, flags in `command` and/or `args`."""
 
     def __init__(self, text: str, component: str) -> None:
+        super().__init__(text)
         self.component = component
-        self.original = text
-        self.text = text
-        self.notes: list[str] = []
-        self._pod = _parse_pod(text, component)
-
-    def result(self) -> EditResult:
-        return EditResult(self.text, tuple(self.notes))
+        self._pod = _parse_pod(self._body, component)
 
     def flags(self) -> ParsedArgs:
         """The flags the component reads: `command[1:] + args` (or `args` alone)."""
@@ -264,7 +293,7 @@ class PodManifest:
                 not isinstance(existing, dict)
                 or posixpath.normpath(str(existing.get("path", ""))) != host_norm
             ):
-                raise EditError(f"volume name {name} is taken by a different volume")
+                raise VolumeNameTaken(f"volume name {name} is taken by a different volume")
             if existing.get("type", "") != type:
                 notes.append(f"volume {name} exists with type {existing.get('type', '')!r}; kept")
         same_path = next(
@@ -273,7 +302,7 @@ class PodManifest:
         )
         if same_path is not None:
             if same_path.get("name") != name:
-                raise EditError(
+                raise MountPathTaken(
                     f"mountPath {mount_path} is already used by volume {same_path.get('name')}"
                 )
             if bool(same_path.get("readOnly", False)) != read_only:
@@ -289,7 +318,7 @@ class PodManifest:
         mount: dict[str, object] = {"mountPath": mount_path, "name": name}
         if read_only:
             mount["readOnly"] = True
-        ind = yt.detect_indents(self.text, pod.root)
+        ind = yt.detect_indents(self._body, pod.root)
         spans: list[yt.Span] = []
         expected = copy.deepcopy(pod.data)
         # The mount first: when both land after the same line, the container's key goes first.
@@ -298,7 +327,7 @@ class PodManifest:
             spans += self._add_item(pod.container, "volumeMounts", mount, ind, target)
         if same_name is None:
             spans += self._add_item(pod.spec, "volumes", volume, ind, expected["spec"])
-        new_text = yt.apply_spans(self.text, spans)
+        new_text = yt.apply_spans(self._body, spans)
         new_pod = _parse_pod(new_text, self.component)
         if not yt.same(new_pod.data, expected):
             raise EditError("internal: the volume edit did not verify; file left unchanged")
@@ -423,7 +452,16 @@ class PodManifest:
             expected_map[key] = value
         edit = _ArgvEdit({}, set(), [])
         notes: list[str] = []
+        expected = dict(pod.parsed.values)
+        if not expected_map:
+            for occ in occs:
+                edit.delete |= self._slots_of(occ, notes)
+            notes.append(f"removed {flag}: it became empty")
+            del expected[flag]
+            self._commit(edit, expected, notes, "")
+            return
         keep_in = holders[-1] if holders and value is not None else None
+        copies = sum(_part_key(p) == key for o in holders for p in (o.value or "").split(","))
         for occ in holders or [occs[-1]]:
             parts = (occ.value or "").split(",")
             if occ is keep_in:
@@ -441,15 +479,9 @@ class PodManifest:
             else:
                 self._validate(spec, new_value)
                 edit.replace.update(self._value_edit(occ, new_value))
-        if value is not None and len(holders) > 1:
+        if value is not None and copies > 1:
             notes.append(f"removed shadowed {key} entries of {flag}")
-        expected = dict(pod.parsed.values)
-        if expected_map:
-            expected[flag] = ",".join(f"{k}={v}" for k, v in expected_map.items())
-        else:
-            expected.pop(flag, None)
-            if occs and all(o in holders for o in occs) and edit.delete:
-                notes.append(f"removed {flag}: it became empty")
+        expected[flag] = ",".join(f"{k}={v}" for k, v in expected_map.items())
         self._commit(edit, expected, notes, "")
 
     def _commit(
@@ -462,11 +494,11 @@ class PodManifest:
             if unchanged:
                 self.notes.append(unchanged)
             return
-        text = self.text
+        text = self._body
         quote = _common_quote(pod)
         spans: list[yt.Span] = []
-        lists = {key: list(pod.data["spec"]["containers"][0][key]) for key in pod.seqs}
-        new_lists: dict[str, list[object]] = {key: list(v) for key, v in lists.items()}
+        container = pod.data["spec"]["containers"][0]
+        new_lists: dict[str, list[object]] = {key: list(container[key]) for key in pod.seqs}
         for index, new in edit.replace.items():
             node = pod.node(index)
             yt.item_prefix(text, node)
@@ -562,8 +594,8 @@ class PodManifest:
         ):
             expected_parent[key] = [item]
             if found is None:
-                return yt.insert_key(self.text, parent, key, [item], ind)
-            return yt.replace_value(self.text, found[0], found[1], [item], ind)
+                return yt.insert_key(self._body, parent, key, [item], ind)
+            return yt.replace_value(self._body, found[0], found[1], [item], ind)
         seq = found[1]
         if not isinstance(seq, SequenceNode) or seq.flow_style:
             raise EditError(f"{key} must be a block list")
@@ -576,7 +608,7 @@ class PodManifest:
             (n for n in seq.value if isinstance(n, MappingNode) and yt.is_block(n) and n.value),
             None,
         )
-        dash = yt.dash_column(self.text, seq.value[0])
+        dash = yt.dash_column(self._body, seq.value[0])
         if example is not None:
             item = yt.order_like(item, example)
             nested = yt.find_key(example, "hostPath")
@@ -587,13 +619,15 @@ class PodManifest:
         lines = yt.render_sequence([item], dash, ind)
         expected_parent[key] = [*expected_parent[key][:index], item, *expected_parent[key][index:]]
         if index == 0:
-            return [yt.insert_before_line(self.text, seq.value[0].start_mark.index, lines)]
+            return [yt.insert_before_line(self._body, seq.value[0].start_mark.index, lines)]
         return [
-            yt.insert_after_line(self.text, yt.content_end(self.text, seq.value[index - 1]), lines)
+            yt.insert_after_line(
+                self._body, yt.content_end(self._body, seq.value[index - 1]), lines
+            )
         ]
 
     def _accept(self, text: str, pod: _Pod, notes: list[str]) -> None:
-        self.text = text
+        self._body = text
         self._pod = pod
         self.notes.extend(notes)
 
@@ -642,9 +676,8 @@ def _parse_pod(text: str, component: str) -> _Pod:
     if "args" in seqs:
         slots += [("args", i) for i in range(len(seqs["args"].value))]
     argv = [seqs[key].value[i].value for key, i in slots]
-    data = yt.load(text)
-    pod = _Pod(root, spec, container, seqs, tuple(slots), parse_args(component, argv), data)
-    return pod
+    parsed = parse_args(component, argv)
+    return _Pod(root, spec, container, seqs, tuple(slots), parsed, yt.load(text))
 
 
 def _stray_value(pod: _Pod, occ: Occurrence) -> int | None:
@@ -719,17 +752,12 @@ def _list_of_dicts(value: object, what: str) -> list[dict[str, Any]]:
 # --- kubelet config ----------------------------------------------------------------------------
 
 
-class KubeletConfig:
+class KubeletConfig(_Editor):
     """A KubeletConfiguration being edited by dotted key (`authentication.anonymous.enabled`)."""
 
     def __init__(self, text: str) -> None:
-        self.original = text
-        self.text = text
-        self.notes: list[str] = []
-        self._root, self._data = _parse_kubelet(text)
-
-    def result(self) -> EditResult:
-        return EditResult(self.text, tuple(self.notes))
+        super().__init__(text)
+        self._root, self._data = _parse_kubelet(self._body)
 
     def get(self, dotted: str) -> object | None:
         node: object = self._data
@@ -743,7 +771,7 @@ class KubeletConfig:
         """Set a key, creating intermediate mappings; new keys go in sorted position if sorted."""
         parts = _path(dotted)
         _check_value(value)
-        text, ind = self.text, yt.detect_indents(self.text, self._root)
+        text, ind = self._body, yt.detect_indents(self._body, self._root)
         mapping: MappingNode = self._root
         for depth, part in enumerate(parts):
             rest: object = value
@@ -779,7 +807,7 @@ class KubeletConfig:
     def remove(self, dotted: str) -> None:
         """Remove a key; a mapping left empty becomes `{}`."""
         parts = _path(dotted)
-        if self.get(dotted) is None and not self._has(parts):
+        if not self._has(parts):
             self.notes.append(f"{dotted} is not set")
             return
         chain: list[tuple[Node, Node]] = []
@@ -794,10 +822,10 @@ class KubeletConfig:
         parent_mapping = chain[-2][1] if len(chain) > 1 else self._root
         assert isinstance(parent_mapping, MappingNode)
         if len(parent_mapping.value) > 1:
-            spans = yt.remove_key_lines(self.text, key, value)
+            spans = yt.remove_key_lines(self._body, key, value)
         elif len(chain) > 1:
             parent_key = chain[-2][0]
-            spans = yt.replace_value(self.text, parent_key, parent_mapping, {}, yt.Indents())
+            spans = yt.replace_value(self._body, parent_key, parent_mapping, {}, yt.Indents())
         else:
             raise EditError("cannot remove the only key of the document")
         expected = copy.deepcopy(self._data)
@@ -805,7 +833,7 @@ class KubeletConfig:
         for part in parts[:-1]:
             target = target[part]
         del target[parts[-1]]
-        self._commit(yt.apply_spans(self.text, spans), expected)
+        self._commit(yt.apply_spans(self._body, spans), expected)
 
     def _has(self, parts: list[str]) -> bool:
         node: object = self._data
@@ -819,7 +847,7 @@ class KubeletConfig:
         root, data = _parse_kubelet(text)
         if not yt.same(data, expected):
             raise EditError("internal: the kubelet config edit did not verify; file left unchanged")
-        self.text, self._root, self._data = text, root, data
+        self._body, self._root, self._data = text, root, data
 
 
 def _parse_kubelet(text: str) -> tuple[MappingNode, dict[str, Any]]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ruamel.yaml import YAML
+from ruamel.yaml.composer import ComposerError
 from ruamel.yaml.emitter import Emitter
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -57,6 +58,10 @@ def compose(text: str) -> Node | None:
     """The node tree of a single-document YAML text (None when empty)."""
     try:
         return YAML(typ="safe").compose(text)
+    except ComposerError as exc:
+        if "another document" in str(exc):
+            raise EditError("expected a single YAML document") from None
+        raise EditError(f"malformed YAML: {_first_line(exc)}") from None
     except YAMLError as exc:
         raise EditError(f"malformed YAML: {_first_line(exc)}") from None
 
@@ -127,10 +132,6 @@ def next_line(text: str, pos: int) -> int:
     return len(text) if nl == -1 else nl + 1
 
 
-def line_number(text: str, pos: int) -> int:
-    return text.count("\n", 0, pos) + 1
-
-
 def colon_end(text: str, key: Node) -> int:
     """Offset just after the `:` that follows a mapping key."""
     pos = key.end_mark.index
@@ -144,10 +145,7 @@ def colon_end(text: str, key: Node) -> int:
 def content_end(text: str, node: Node) -> int:
     """Offset just after the last character that belongs to `node` (comments excluded)."""
     if isinstance(node, MappingNode) and not node.flow_style and node.value:
-        key, value = node.value[-1]
-        if isinstance(value, ScalarNode) and value.value == "" and not value.style:
-            return colon_end(text, key)
-        return content_end(text, value)
+        return pair_end(text, *node.value[-1])
     if isinstance(node, SequenceNode) and not node.flow_style and node.value:
         return content_end(text, node.value[-1])
     end = node.end_mark.index
@@ -433,6 +431,7 @@ def insert_key(
 
 
 def pair_end(text: str, key: Node, value: Node) -> int:
+    """Where a key's value ends; `key:` with nothing after it ends at its colon."""
     if isinstance(value, ScalarNode) and value.value == "" and not value.style:
         return colon_end(text, key)
     return content_end(text, value)
