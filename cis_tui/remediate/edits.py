@@ -532,7 +532,7 @@ class PodManifest(_Editor):
             for item in sorted(items, reverse=True):
                 del new_lists[key][item]
         if edit.insert:  # only for an absent flag: nothing else changes in the same edit
-            key, anchor_item = self._insert_anchor()
+            key, anchor_item = self._insert_anchor(edit.insert[0].split("=", 1)[0])
             seq = pod.seqs[key]
             if anchor_item is None:  # `args: []`
                 key_node = (yt.find_key(pod.container, key) or (seq, seq))[0]
@@ -542,7 +542,10 @@ class PodManifest(_Editor):
             else:
                 anchor = seq.value[anchor_item]
                 prefix = yt.item_prefix(text, anchor)
-                style = (anchor.style or None) if anchor.value.startswith("-") else None
+                # Copy the quoting of a neighbouring flag (the anchor may be the binary name).
+                flags = [n for n in seq.value[anchor_item:] if str(n.value).startswith("-")]
+                model = anchor if str(anchor.value).startswith("-") else (flags or [anchor])[0]
+                style = (model.style or None) if str(model.value).startswith("-") else None
                 lines = [prefix + yt.render_str(item, style, quote) for item in edit.insert]
                 spans.append(yt.insert_after_line(text, yt.content_end(text, anchor), lines))
             new_lists[key][anchor_item + 1 : anchor_item + 1] = edit.insert
@@ -560,8 +563,9 @@ class PodManifest(_Editor):
             raise EditError("internal: the flag edit did not verify; file left unchanged")
         self._accept(new_text, new_pod, notes)
 
-    def _insert_anchor(self) -> tuple[str, int | None]:
-        """Where new flag items go: after the last flag of args (if used), else of command."""
+    def _insert_anchor(self, flag: str) -> tuple[str, int | None]:
+        """Where new flag items go, in args (if used) else command: in name order when the
+        flags there are sorted (as kubeadm writes them), else after the last flag."""
         pod = self._pod
         used = [key for key in ("args", "command") if key in pod.seqs and pod.seqs[key].value]
         key = used[0] if used else "args" if "args" in pod.seqs else "command"
@@ -569,12 +573,22 @@ class PodManifest(_Editor):
         if not seq.value:
             return key, None
         last = len(seq.value) - 1
-        flag_items = [
-            pod.slots[slot][1]
-            for occ in pod.parsed.occurrences
-            for slot in self._slots_of(occ, [])
-            if pod.slots[slot][0] == key
-        ]
+        spans: list[tuple[str, list[int]]] = []
+        for occ in pod.parsed.occurrences:
+            items = [
+                pod.slots[slot][1] for slot in self._slots_of(occ, []) if pod.slots[slot][0] == key
+            ]
+            if items:
+                spans.append((occ.name, items))
+        flag_items = [item for _, items in spans for item in items]
+        names = [name for name, _ in spans]
+        if names and names == sorted(names):
+            before = [max(items) for name, items in spans if name < flag]
+            if before:
+                return key, max(before)
+            first = min(spans[0][1])
+            if first > 0:
+                return key, first - 1
         return key, max(flag_items, default=last)
 
     def _add_item(

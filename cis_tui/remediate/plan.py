@@ -93,10 +93,9 @@ class FilePlan:
                     "+<content withheld: holds a freshly generated key>\n"
                 )
             else:
+                body = unified_diff("", comp.content.decode(), str(comp.path)).split("\n", 2)[2]
                 chunks.append(
-                    unified_diff("", comp.content.decode(), str(comp.path)).replace(
-                        f"+++ b/{comp.path}", f"+++ b/{comp.path} (new file, mode {comp.mode:03o})"
-                    )
+                    f"--- /dev/null\n+++ {comp.path} (new file, mode {comp.mode:03o})\n{body}"
                 )
         for change in self.attributes:
             chunks.append(f"# {change.describe()}\n")

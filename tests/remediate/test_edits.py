@@ -97,15 +97,18 @@ def test_set_existing_flag_changes_one_line(component, flag, value):
         ("etcd", "--auto-tls", "false"),
     ],
 )
-def test_new_flag_is_one_added_line_after_the_last_flag(component, flag, value):
+def test_new_flag_is_one_added_line_in_name_order(component, flag, value):
+    """kubeadm writes flags sorted by name; a new flag takes its place among them."""
     text = manifest(component)
     m = PodManifest(text, component)
-    last = m.flags().occurrences[-1]
+    previous = max(o.name for o in m.flags().occurrences if o.name < flag)
     m.set_flag(flag, value)
     removed, added = changes(text, m.text)
     assert removed == [] and added == [f"    - {flag}={value}\n"]
     lines = m.text.splitlines()
-    assert lines[lines.index(f"    - {flag}={value}") - 1].startswith(f"    - {last.name}=")
+    assert lines[lines.index(f"    - {flag}={value}") - 1].startswith(f"    - {previous}=")
+    names = [o.name for o in m.flags().occurrences]
+    assert names == sorted(names)
     assert m.flags().get(flag) == value
     before = m.text
     m.set_flag(flag, value)
@@ -149,10 +152,10 @@ def test_apiserver_hardening_sequence_diff():
     assert "-    - --enable-admission-plugins=NodeRestriction\n" in diff
     assert "+    - --enable-admission-plugins=NodeRestriction,AlwaysPullImages\n" in diff
     assert (
-        "     - --tls-private-key-file=/etc/kubernetes/pki/apiserver.key\n"
+        "     - --allow-privileged=true\n"
         "+    - --anonymous-auth=false\n"
         "+    - --audit-policy-file=/etc/kubernetes/audit-policy.yaml\n"
-        "     image:"
+        "     - --authorization-mode=Node,RBAC\n"
     ) in diff
     assert (
         "    volumeMounts:\n"
@@ -362,9 +365,9 @@ def test_crlf_stays_crlf():
 def test_missing_final_newline_stays_missing():
     text = "kind: Pod\nspec:\n  containers:\n  - name: a\n    command:\n    - kube-apiserver\n    - --v=2"
     m = pod(text)
-    m.set_flag("--profiling", "false")
-    assert m.text == text + "\n    - --profiling=false"
-    m.remove_flag("--profiling")
+    m.set_flag("--watch-cache", "false")
+    assert m.text == text + "\n    - --watch-cache=false"
+    m.remove_flag("--watch-cache")
     assert m.text == text
     m.remove_flag("--v")
     assert m.text == text[: -len("\n    - --v=2")]
@@ -457,7 +460,7 @@ def test_emptied_list_flag_is_removed_and_absent_one_created():
     assert m.text == small("    - --v=2\n")
     assert m.notes == ["removed --enable-admission-plugins: its list became empty"]
     m.add_list_item("--enable-admission-plugins", "NodeRestriction")
-    assert m.text == small("    - --v=2\n    - --enable-admission-plugins=NodeRestriction\n")
+    assert m.text == small("    - --enable-admission-plugins=NodeRestriction\n    - --v=2\n")
 
 
 def test_map_items():
@@ -776,8 +779,8 @@ def test_byte_order_mark_is_kept():
     text = "\ufeff" + small("    - --secure-port=6443\n")
     m = pod(text)
     m.set_flag("--secure-port", "6444")
-    m.set_flag("--profiling", "false")
-    assert m.text == "\ufeff" + small("    - --secure-port=6444\n    - --profiling=false\n")
+    m.set_flag("--watch-cache", "false")
+    assert m.text == "\ufeff" + small("    - --secure-port=6444\n    - --watch-cache=false\n")
 
 
 def test_multi_line_scalar_item_is_replaced_whole():
@@ -793,8 +796,8 @@ def test_multi_line_scalar_item_is_replaced_whole():
 def test_new_flags_go_before_positional_items():
     text = small("    - --v=2\n    - --\n    - extra\n")
     m = pod(text)
-    m.set_flag("--profiling", "false")
-    assert m.text == small("    - --v=2\n    - --profiling=false\n    - --\n    - extra\n")
+    m.set_flag("--watch-cache", "false")
+    assert m.text == small("    - --v=2\n    - --watch-cache=false\n    - --\n    - extra\n")
 
 
 def test_values_with_line_breaks_are_escaped():
@@ -806,8 +809,8 @@ def test_values_with_line_breaks_are_escaped():
 
 def test_extra_spaces_after_the_dash_are_copied():
     m = pod(small("    -   --v=2\n"))
-    m.set_flag("--profiling", "false")
-    assert m.text == small("    -   --v=2\n    -   --profiling=false\n")
+    m.set_flag("--watch-cache", "false")
+    assert m.text == small("    -   --v=2\n    -   --watch-cache=false\n")
 
 
 def test_emptied_args_then_refilled():
