@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cis_tui.layout import Layout
-from cis_tui.remediate.edits import EditError, PodManifest
+from cis_tui.remediate.edits import PodManifest, VolumeNameTaken
 
 
 @dataclass(frozen=True)
@@ -132,9 +132,7 @@ def _mount(pod: PodManifest, name: str, node_path: str, vol_type: str, read_only
         try:
             pod.add_host_path_volume(taken, node_path, node_path, vol_type, read_only)
             return
-        except EditError as exc:
-            if "name" not in str(exc):
-                raise
+        except VolumeNameTaken:
             taken = f"{name}-{n}"
     raise RecipeError(f"no free volume name for {node_path}")
 
