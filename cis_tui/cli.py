@@ -146,7 +146,7 @@ def _print_event_sink(fmt: str, log_path: Path | None):  # noqa: ANN202
     """A sink that prints events (text or JSON lines) and appends them to the log file."""
     import json
 
-    from cis_tui.engine.events import Event, format_event
+    from cis_tui.engine.events import Event, Kind, format_event
 
     log = None
     if log_path is not None:
@@ -155,6 +155,19 @@ def _print_event_sink(fmt: str, log_path: Path | None):  # noqa: ANN202
             log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the apply
         except OSError:
             log = None
+
+    last_poll: dict[str, tuple[bool | None, float]] = {}
+
+    def worth_printing(event: Event) -> bool:
+        """Text mode: a poll line when the answer changes, else at most one a second."""
+        if event.kind is not Kind.POLL:
+            return True
+        key = f"{event.component} {event.data.get('url', '')}"
+        ok, when = last_poll.get(key, (None, 0.0))
+        if ok == event.ok and event.time - when < 1.0:
+            return False
+        last_poll[key] = (event.ok, event.time)
+        return True
 
     def sink(event: Event) -> None:
         line = json.dumps(event.to_dict())
@@ -166,7 +179,7 @@ def _print_event_sink(fmt: str, log_path: Path | None):  # noqa: ANN202
                 pass
         try:  # after SIGHUP the terminal may be gone: keep going regardless
             text = line if fmt == "json" else format_event(event)
-            if text is not None:
+            if text is not None and (fmt == "json" or worth_printing(event)):
                 print(text, flush=True)
         except OSError:
             pass

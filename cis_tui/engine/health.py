@@ -163,7 +163,7 @@ def _is_verify_error(exc: Exception) -> bool:
 
 def _short(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
-    if "Connection refused" in text or "ConnectionRefused" in text:
+    if "Connection refused" in text or "All connection attempts failed" in text:
         return "connection refused"
     return text.splitlines()[0][:120]
 
