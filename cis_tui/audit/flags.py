@@ -160,6 +160,11 @@ def split_map(value: str) -> dict[str, str]:
     return entries
 
 
+def _go_quote(text: str) -> str:
+    """A string as Go's %q prints it (the real binaries' error messages)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def validate_value(spec: FlagSpec, value: str) -> str | None:
     """Why `value` is invalid for this flag, in the component's words; None if valid."""
     typ = spec.type
@@ -168,21 +173,21 @@ def validate_value(spec: FlagSpec, value: str) -> str | None:
         return (
             None
             if parse_bool(value) is not None
-            else f"{bad}: strconv.ParseBool: parsing {value!r}: invalid syntax"
+            else f"{bad}: strconv.ParseBool: parsing {_go_quote(value)}: invalid syntax"
         )
     if typ in {"int", "int32"}:
         try:
             number = int(value, 0)
         except ValueError:
-            return f"{bad}: strconv.ParseInt: parsing {value!r}: invalid syntax"
+            return f"{bad}: strconv.ParseInt: parsing {_go_quote(value)}: invalid syntax"
         if typ == "int32" and not -(2**31) <= number < 2**31:
-            return f"{bad}: strconv.ParseInt: parsing {value!r}: value out of range"
+            return f"{bad}: strconv.ParseInt: parsing {_go_quote(value)}: value out of range"
         return None
     if typ == "float":
         try:
             float(value)
         except ValueError:
-            return f"{bad}: strconv.ParseFloat: parsing {value!r}: invalid syntax"
+            return f"{bad}: strconv.ParseFloat: parsing {_go_quote(value)}: invalid syntax"
         return None
     if typ == "duration":
         return (
@@ -201,7 +206,7 @@ def validate_value(spec: FlagSpec, value: str) -> str | None:
             if parse_bool(val) is None:
                 return (
                     f"{bad}: invalid value of {key}: {val}, "
-                    f"err: strconv.ParseBool: parsing {val!r}: invalid syntax"
+                    f"err: strconv.ParseBool: parsing {_go_quote(val)}: invalid syntax"
                 )
         return None
     if typ in {"stringToString", "<comma-separated 'key=value' pairs>"}:

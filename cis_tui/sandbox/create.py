@@ -1,0 +1,282 @@
+"""`cis-tui sandbox create DIR`: lay out a kubeadm control-plane node under DIR."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+from cis_tui.errors import UserError
+from cis_tui.sandbox import manifests as mf
+from cis_tui.sandbox.paths import ADDRESS, STANDIN_BINARIES, SandboxPaths
+from cis_tui.sandbox.pki import write_file, write_node_pki
+from cis_tui.sandbox.scenarios import SCENARIO_FUNCS, NodeDraft, chown_if_root
+from cis_tui.sandbox.settings import AgentSettings, SandboxSettings, write_sandbox_settings
+
+SCENARIOS: tuple[str, ...] = tuple(SCENARIO_FUNCS)
+ETCD_MODES = ("auto", "real", "standin")
+_SAFE_PATH = re.compile(r"[A-Za-z0-9._/+@-]+")
+_PORT_NAMES = (
+    "etcd-client",
+    "etcd-peer",
+    "etcd-metrics",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubelet-healthz",
+    "kubelet",
+    "kubelet-read-only",
+)
+
+
+def free_ports(names: tuple[str, ...]) -> dict[str, int]:
+    """Distinct free loopback ports (all held open until every one is chosen)."""
+    with ExitStack() as stack:
+        ports: dict[str, int] = {}
+        for name in names:
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind((ADDRESS, 0))
+            ports[name] = sock.getsockname()[1]
+        return ports
+
+
+def etcd_binary() -> str | None:
+    return shutil.which("etcd")
+
+
+def etcd_version(binary: str) -> tuple[int, int, int] | None:
+    """`etcd --version` as a tuple; None when it cannot be read."""
+    try:
+        out = subprocess.run(
+            [binary, "--version"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r"etcd Version:\s*(\d+)\.(\d+)\.(\d+)", out)
+    return (int(m[1]), int(m[2]), int(m[3])) if m else None
+
+
+def _standin_script(binary: str) -> str:
+    return (
+        f"#!{sys.executable}\n"
+        f"# cis-tui sandbox stand-in for {binary}; see cis_tui/sandbox/standin/.\n"
+        "import sys\n\n"
+        "from cis_tui.sandbox.standin import main\n\n"
+        f"sys.exit(main({binary!r}, sys.argv[1:]))\n"
+    )
+
+
+def adapt_etcd(text: str, version: tuple[int, int, int]) -> str:
+    """kubeadm's etcd flags and probes for an older etcd, as kubeadm writes them for it."""
+    if version >= (3, 6, 0):
+        return text
+    text = mf.remove_flag(text, "--feature-gates")
+    text = mf.remove_flag(text, "--watch-progress-notify-interval")
+    text = mf.set_flag(text, "--experimental-initial-corrupt-check", "true")
+    text = mf.set_flag(text, "--experimental-watch-progress-notify-interval", "5s")
+    text = text.replace("etcd:3.6.6-0", "etcd:{}.{}.{}-0".format(*version))
+    if version < (3, 5, 11):
+        # No /livez or /readyz before 3.5.11: kubeadm's older /health probes, no readiness.
+        text = re.sub(
+            r"    readinessProbe:\n(?:      .*\n)+",
+            "",
+            text,
+        )
+        text = text.replace(
+            "        path: /livez\n", "        path: /health?exclude=NOSPACE&serializable=true\n"
+        )
+        text = text.replace("        path: /readyz\n", "        path: /health?serializable=false\n")
+    return text
+
+
+def _manifest_texts(paths: SandboxPaths, ports: dict[str, int]) -> dict[str, str]:
+    root = paths.root
+    out: dict[str, str] = {}
+
+    etcd = mf.rewrite_host_paths(mf.template("etcd.yaml"), root)
+    etcd = mf.set_flag(etcd, "--listen-client-urls", f"https://{ADDRESS}:2379")
+    etcd = (
+        etcd.replace("10.0.0.10", ADDRESS)
+        .replace(":2379", f":{ports['etcd-client']}")
+        .replace(":2380", f":{ports['etcd-peer']}")
+        .replace(":2381", f":{ports['etcd-metrics']}")
+        .replace("containerPort: 2381", f"containerPort: {ports['etcd-metrics']}")
+    )
+    out["etcd"] = etcd
+
+    api = mf.rewrite_host_paths(mf.template("kube-apiserver.yaml"), root)
+    api = (
+        api.replace("10.0.0.10", ADDRESS)
+        .replace(":2379", f":{ports['etcd-client']}")
+        .replace(":6443", f":{ports['kube-apiserver']}")
+        .replace("--secure-port=6443", f"--secure-port={ports['kube-apiserver']}")
+        .replace("containerPort: 6443", f"containerPort: {ports['kube-apiserver']}")
+    )
+    out["kube-apiserver"] = api
+
+    # kubeadm relies on the fixed default ports 10257/10259; the sandbox needs free ones.
+    for comp, default in (("kube-controller-manager", 10257), ("kube-scheduler", 10259)):
+        text = mf.rewrite_host_paths(mf.template(f"{comp}.yaml"), root)
+        text = mf.set_flag(text, "--secure-port", str(ports[comp]))
+        text = text.replace(f"containerPort: {default}", f"containerPort: {ports[comp]}")
+        out[comp] = text
+    return out
+
+
+def _kubelet_config(paths: SandboxPaths, ports: dict[str, int]) -> str:
+    text = mf.rewrite_host_paths(mf.template("kubelet-config.yaml"), paths.root)
+    text = text.replace("healthzPort: 10248", f"healthzPort: {ports['kubelet-healthz']}")
+    return mf.set_top_level(text, "port", f" {ports['kubelet']}")
+
+
+def _cis_tui_toml(paths: SandboxPaths) -> str:
+    h = paths.host
+    layout = {
+        "manifests_dir": paths.manifests,
+        "kubelet_config": paths.kubelet_config,
+        "kubelet_kubeconfig": h("/etc/kubernetes/kubelet.conf"),
+        "kubelet_service": paths.kubelet_dropin,
+        "kubelet_flags_env": paths.kubelet_flags_env,
+        "pki_dir": paths.pki,
+        "admin_conf": h("/etc/kubernetes/admin.conf"),
+        "super_admin_conf": h("/etc/kubernetes/super-admin.conf"),
+        "scheduler_conf": h("/etc/kubernetes/scheduler.conf"),
+        "controller_manager_conf": h("/etc/kubernetes/controller-manager.conf"),
+        "proxy_kubeconfig": h("/etc/kubernetes/proxy.conf"),
+        "etcd_data_dir": paths.etcd_data,
+        "cni_conf_dir": h("/etc/cni/net.d"),
+        "cni_networks_dir": h("/var/lib/cni/networks"),
+        "audit_policy_file": h("/etc/kubernetes/audit-policy.yaml"),
+        "audit_log_dir": h("/var/log/kubernetes/audit"),
+        "encryption_config": h("/etc/kubernetes/enc/encryption-config.yaml"),
+        "admission_config": h("/etc/kubernetes/admission/admission-config.yaml"),
+    }
+    restart = [sys.executable, "-m", "cis_tui.sandbox", "restart-kubelet", str(paths.root)]
+    lines = [
+        "# cis-tui configuration for the sandbox node in this directory",
+        "# (written by `cis-tui sandbox create`; run the node with `cis-tui sandbox run`).",
+        "[layout]",
+        *(f'{key} = "{value}"' for key, value in layout.items()),
+        "",
+        "[state]",
+        f'dir = "{paths.state_dir}"',
+        "",
+        "[kubelet]",
+        "restart_command = [" + ", ".join(f'"{a}"' for a in restart) + "]",
+        "",
+        "[processes]",
+        f'root = "{paths.root}"',
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _check_directory(directory: Path) -> Path:
+    root = Path(os.path.abspath(directory))
+    if not _SAFE_PATH.fullmatch(str(root)):
+        raise UserError("sandbox path may only contain letters, digits and . _ / + @ -", directory)
+    if root.exists():
+        if not root.is_dir():
+            raise UserError("not a directory", directory)
+        if any(root.iterdir()):
+            raise UserError("directory is not empty", directory)
+    root.mkdir(parents=True, exist_ok=True)
+    return root.resolve()
+
+
+def create_sandbox(
+    directory: Path, scenario: str = "default", *, etcd: str = "auto", reuse_keys: bool = False
+) -> Path:
+    """Create a kubeadm-like node in an empty DIR; returns DIR/cis-tui.toml.
+
+    `etcd`: "auto" runs the installed etcd binary when there is one, "real" requires it,
+    "standin" always uses the stand-in. `reuse_keys`: take RSA keys generated once per
+    process (fast test sandboxes; every sandbox still has its own CAs and certificates).
+    """
+    if scenario not in SCENARIO_FUNCS:
+        raise UserError(f"unknown scenario {scenario!r} (choose from {', '.join(SCENARIOS)})")
+    if etcd not in ETCD_MODES:
+        raise UserError(f"unknown etcd mode {etcd!r} (choose from {', '.join(ETCD_MODES)})")
+    binary = etcd_binary() if etcd != "standin" else None
+    if etcd == "real" and binary is None:
+        raise UserError("--etcd real: no etcd binary on PATH (Debian: apt-get install etcd-server)")
+    version = etcd_version(binary) if binary else None
+    if etcd == "real" and version is None:
+        raise UserError(f"cannot read the version of {binary}")
+    paths = SandboxPaths(_check_directory(directory))
+    ports = free_ports(_PORT_NAMES)
+
+    draft = NodeDraft(paths=paths, ports=ports)
+    host = paths.host
+    for d, mode in (
+        (paths.etc_kubernetes, 0o755),
+        (paths.manifests, 0o755),
+        (paths.etcd_data, 0o700),
+        (paths.kubelet_dir, 0o755),
+        (paths.kubelet_dropin.parent, 0o755),
+        (host("/etc/default"), 0o755),
+        (host("/etc/cni/net.d"), 0o755),
+        (host("/var/lib/cni/networks/cbr0"), 0o755),
+        (host("/etc/ssl/certs"), 0o755),
+        (host("/etc/ca-certificates"), 0o755),
+        (host("/usr/share/ca-certificates"), 0o755),
+        (host("/usr/local/share/ca-certificates"), 0o755),
+        (host("/usr/libexec/kubernetes/kubelet-plugins/volume/exec"), 0o755),
+        (host("/run/systemd/resolve"), 0o755),
+        (paths.standin_dir, 0o755),
+        (paths.kubelet_binary.parent, 0o755),
+        (paths.run_dir, 0o755),
+        (paths.log_dir, 0o755),
+    ):
+        draft.dirs[d] = mode
+
+    texts = _manifest_texts(paths, ports)
+    real_etcd = binary is not None and version is not None
+    if real_etcd:
+        assert version is not None
+        texts["etcd"] = adapt_etcd(texts["etcd"], version)
+    for comp, text in texts.items():
+        draft.files[paths.manifest(comp)] = (text, 0o600)
+    draft.files[paths.kubelet_config] = (_kubelet_config(paths, ports), 0o644)
+    draft.files[paths.kubelet_flags_env] = (
+        mf.template("kubeadm-flags.env").replace("10.0.0.10", ADDRESS),
+        0o644,
+    )
+    draft.files[paths.kubelet_unit] = (
+        mf.rewrite_host_paths(mf.template("kubelet.service"), paths.root),
+        0o644,
+    )
+    draft.files[paths.kubelet_dropin] = (
+        mf.rewrite_host_paths(mf.template("10-kubeadm.conf"), paths.root),
+        0o644,
+    )
+    draft.files[host("/etc/default/kubelet")] = ("KUBELET_EXTRA_ARGS=\n", 0o644)
+    draft.files[host("/etc/cni/net.d/10-flannel.conflist")] = (
+        mf.template("10-flannel.conflist"),
+        0o644,
+    )
+    draft.files[host("/run/systemd/resolve/resolv.conf")] = ("nameserver 127.0.0.53\n", 0o644)
+    for binary_name in STANDIN_BINARIES:
+        draft.files[paths.standin(binary_name)] = (_standin_script(binary_name), 0o755)
+
+    SCENARIO_FUNCS[scenario](draft)
+
+    for d, mode in draft.dirs.items():
+        d.mkdir(parents=True, exist_ok=True)
+        os.chmod(d, mode)
+    write_node_pki(paths, ports["kube-apiserver"], reuse_keys=reuse_keys)
+    for path, (text, mode) in draft.files.items():
+        write_file(path, text.encode(), mode)
+    for path, mode in draft.modes.items():
+        os.chmod(path, mode)
+    for path, owner in draft.owners.items():
+        chown_if_root(path, owner)
+    settings = SandboxSettings(agent=AgentSettings(etcd="real" if real_etcd else "standin"))
+    write_sandbox_settings(paths.root, settings)
+    write_file(paths.config, _cis_tui_toml(paths).encode(), 0o644)
+    return paths.config

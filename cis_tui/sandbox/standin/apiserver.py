@@ -1,0 +1,319 @@
+"""kube-apiserver stand-in: flags, option validation, the files it loads at start, and
+/livez /readyz /healthz over TLS with client-certificate authentication. It is unhealthy
+while etcd (--etcd-servers, with the --etcd-* TLS files) does not answer."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import ssl
+import sys
+import urllib.parse
+from collections.abc import Sequence
+
+from cis_tui.audit.flags import ParsedArgs
+from cis_tui.sandbox.pki import self_signed_serving
+from cis_tui.sandbox.standin import configs
+from cis_tui.sandbox.standin.common import (
+    Context,
+    Fatal,
+    check_no_positional,
+    command_failed,
+    flag_bool,
+    flag_int,
+    klog,
+    parse_kube_flags,
+    split,
+    wait_for_termination,
+)
+from cis_tui.sandbox.standin.serving import (
+    Health,
+    Request,
+    Response,
+    TLSFiles,
+    check_tls_options,
+    forbidden,
+    serve,
+    server_context,
+    unauthorized,
+)
+
+COMPONENT = "kube-apiserver"
+AUTHZ_MODES = ("AlwaysAllow", "AlwaysDeny", "ABAC", "Webhook", "RBAC", "Node")
+ADMISSION_PLUGINS = frozenset(
+    {
+        "AlwaysAdmit",
+        "AlwaysDeny",
+        "AlwaysPullImages",
+        "CertificateApproval",
+        "CertificateSigning",
+        "CertificateSubjectRestriction",
+        "ClusterTrustBundleAttest",
+        "DefaultIngressClass",
+        "DefaultStorageClass",
+        "DefaultTolerationSeconds",
+        "DenyServiceExternalIPs",
+        "EventRateLimit",
+        "ExtendedResourceToleration",
+        "ImagePolicyWebhook",
+        "LimitPodHardAntiAffinityTopology",
+        "LimitRanger",
+        "MutatingAdmissionPolicy",
+        "MutatingAdmissionWebhook",
+        "NamespaceAutoProvision",
+        "NamespaceExists",
+        "NamespaceLifecycle",
+        "NodeRestriction",
+        "OwnerReferencesPermissionEnforcement",
+        "PersistentVolumeClaimResize",
+        "PodNodeSelector",
+        "PodSecurity",
+        "PodTolerationRestriction",
+        "Priority",
+        "ResourceQuota",
+        "RuntimeClass",
+        "ServiceAccount",
+        "StorageObjectInUseProtection",
+        "TaintNodesByCondition",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionWebhook",
+    }
+)
+ADDRESS_TYPES = ("Hostname", "InternalDNS", "InternalIP", "ExternalDNS", "ExternalIP")
+#: Public health paths: system:public-info-viewer lets anonymous users read them.
+PUBLIC_PATHS = ("/livez", "/readyz", "/healthz", "/version")
+
+
+def validate(p: ParsedArgs) -> list[str]:
+    """The option validation kube-apiserver runs before it loads anything."""
+    errs: list[str] = []
+    if not split(p.get("--etcd-servers")):
+        errs.append("--etcd-servers must be specified")
+    port = flag_int(p, "--secure-port", 6443)
+    if not 1 <= port <= 65535:
+        errs.append(
+            f"--secure-port {port} must be between 1 and 65535, inclusive. "
+            "It cannot be turned off with 0"
+        )
+    if not p.get("--service-account-issuer"):
+        errs.append("service-account-issuer is a required flag")
+    if not p.get("--service-account-signing-key-file"):
+        errs.append("service-account-signing-key-file is a required flag")
+    modes = split(p.get("--authorization-mode")) or (
+        [] if p.get("--authorization-config") else ["AlwaysAllow"]
+    )
+    if p.get("--authorization-mode") and p.get("--authorization-config"):
+        errs.append("authorization-mode and authorization-config are mutually exclusive")
+    seen: set[str] = set()
+    for mode in modes:
+        if mode not in AUTHZ_MODES:
+            errs.append(f'authorization-mode "{mode}" is not a valid mode')
+        if mode in seen:
+            errs.append(f'authorization-mode "{mode}" has mode specified more than once')
+        seen.add(mode)
+    if "ABAC" in modes and not p.get("--authorization-policy-file"):
+        errs.append("authorization-mode ABAC's authorization policy file not passed")
+    if "Webhook" in modes and not p.get("--authorization-webhook-config-file"):
+        errs.append("authorization-mode Webhook's authorization config file not passed")
+    enabled = split(p.get("--enable-admission-plugins")) + split(p.get("--admission-control"))
+    disabled = split(p.get("--disable-admission-plugins"))
+    for flag, names in (
+        ("enable-admission-plugins", enabled),
+        ("disable-admission-plugins", disabled),
+    ):
+        for name in names:
+            if name not in ADMISSION_PLUGINS:
+                errs.append(f'{flag} plugin "{name}" is unknown')
+    for name in set(enabled) & set(disabled):
+        errs.append(f"{name} in enable-admission-plugins and disable-admission-plugins overlapped")
+    for flag in ("--audit-log-maxage", "--audit-log-maxbackup", "--audit-log-maxsize"):
+        if flag_int(p, flag, 0) < 0:
+            errs.append(f"{flag} {p.get(flag)} can't be a negative number")
+    if p.get("--audit-log-format") not in (None, "json", "legacy"):
+        errs.append(f'--audit-log-format "{p.get("--audit-log-format")}" is not supported')
+    if p.get("--audit-log-mode") not in (None, "batch", "blocking", "blocking-strict"):
+        errs.append(f'--audit-log-mode "{p.get("--audit-log-mode")}" is not supported')
+    for cidr in split(p.get("--service-cluster-ip-range")):
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            errs.append(f"service-cluster-ip-range[0] {cidr} is not a valid cidr")
+    for kind in split(p.get("--kubelet-preferred-address-types")):
+        if kind not in ADDRESS_TYPES:
+            errs.append(f'--kubelet-preferred-address-types: unsupported address type "{kind}"')
+    errs += check_tls_options(split(p.get("--tls-cipher-suites")), p.get("--tls-min-version"))
+    if bool(p.get("--tls-cert-file")) != bool(p.get("--tls-private-key-file")):
+        errs.append("--tls-cert-file and --tls-private-key-file must be given together")
+    return errs
+
+
+class EtcdCheck:
+    """Can the apiserver talk to etcd over TLS with its client certificate?"""
+
+    def __init__(self, ctx: Context, p: ParsedArgs) -> None:
+        url = urllib.parse.urlsplit(split(p.get("--etcd-servers"))[0])
+        self.host = url.hostname or "127.0.0.1"
+        self.port = url.port or 2379
+        self.tls: ssl.SSLContext | None = None
+        if url.scheme == "https":
+            self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            self.tls.check_hostname = False
+            cafile = p.get("--etcd-cafile")
+            if cafile:
+                self.tls.load_verify_locations(cafile=str(ctx.open_path(cafile, _STORAGE)))
+            else:
+                self.tls.load_default_certs()
+            cert, key = p.get("--etcd-certfile"), p.get("--etcd-keyfile")
+            if cert and key:
+                try:
+                    self.tls.load_cert_chain(
+                        ctx.open_path(cert, _STORAGE), ctx.open_path(key, _STORAGE)
+                    )
+                except ssl.SSLError as exc:
+                    raise command_failed(f"{_STORAGE}tls: {exc.reason}") from None
+
+    def __call__(self) -> str | None:
+        try:
+            with socket.create_connection((self.host, self.port), timeout=1.0) as raw:
+                sock: socket.socket = (
+                    self.tls.wrap_socket(raw, server_hostname=self.host) if self.tls else raw
+                )
+                request = f"GET /health HTTP/1.1\r\nHost: {self.host}\r\nConnection: close\r\n\r\n"
+                sock.sendall(request.encode())
+                data = b""
+                while len(data) < 4096:
+                    chunk = sock.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+        except (OSError, ssl.SSLError) as exc:
+            return f"etcd at {self.host}:{self.port}: {exc}"
+        status = data.split(b"\r\n", 1)[0].split()
+        if (
+            len(status) < 2
+            or status[1] != b"200"
+            or b'"health":"true"' not in data.replace(b" ", b"")
+        ):
+            return f"etcd at {self.host}:{self.port} is not healthy"
+        return None
+
+
+_STORAGE = "error creating storage factory: "
+
+
+def load_files(ctx: Context, p: ParsedArgs) -> TLSFiles:
+    """Everything kube-apiserver reads before it serves; Fatal on the first problem."""
+
+    def need(flag: str, prefix: str) -> None:
+        value = p.get(flag)
+        if value:
+            ctx.open_path(value, prefix)
+
+    need("--client-ca-file", "unable to load client CA provider: ")
+    need("--requestheader-client-ca-file", "unable to load requestheader client CA provider: ")
+    for key_file in split(p.get("--service-account-key-file")):
+        ctx.open_path(key_file, "failed to parse service-account-issuer-key-file: ")
+    need("--service-account-signing-key-file", "failed to parse service-account-issuer-key-file: ")
+    for flag in ("--etcd-cafile", "--etcd-certfile", "--etcd-keyfile"):
+        need(flag, _STORAGE)
+    for flag in (
+        "--kubelet-client-certificate",
+        "--kubelet-client-key",
+        "--kubelet-certificate-authority",
+    ):
+        need(flag, "failed to create kubelet client: ")
+    for flag in ("--proxy-client-cert-file", "--proxy-client-key-file"):
+        need(flag, "failed to load proxy client certificate: ")
+    for flag in (
+        "--authorization-policy-file",
+        "--authorization-webhook-config-file",
+        "--authentication-token-webhook-config-file",
+        "--authentication-config",
+        "--authorization-config",
+        "--oidc-ca-file",
+        "--egress-selector-config-file",
+        "--tracing-config-file",
+    ):
+        need(flag, f"failed to read {flag.lstrip('-')}: ")
+    token_file = p.get("--token-auth-file")
+    if token_file:
+        for n, line in enumerate(
+            ctx.read_text(token_file, "unable to load token file: ").splitlines(), 1
+        ):
+            if line.strip() and len(line.split(",")) < 3:
+                columns = len(line.split(","))
+                raise Fatal(
+                    f"unable to load token file: token file '{token_file}' must have at least "
+                    f"3 columns (token, user name, user uid), found {columns} on line {n}"
+                )
+    if p.get("--audit-policy-file"):
+        configs.check_audit_policy(ctx, p.get("--audit-policy-file") or "")
+    audit_log = p.get("--audit-log-path")
+    if audit_log and audit_log != "-":
+        ctx.writable_file(audit_log, "failed to set up audit log file: ")
+    if p.get("--encryption-provider-config"):
+        configs.check_encryption_config(ctx, p.get("--encryption-provider-config") or "")
+    plugins = set(split(p.get("--enable-admission-plugins")))
+    configs.check_admission_config(ctx, p.get("--admission-control-config-file"), plugins)
+
+    cert, key = p.get("--tls-cert-file"), p.get("--tls-private-key-file")
+    if cert and key:
+        cert_path = ctx.open_path(cert, "unable to load server certificate: ")
+        key_path = ctx.open_path(key, "unable to load server certificate: ")
+    else:  # the real one generates a self-signed pair in --cert-dir
+        pair = self_signed_serving("localhost")
+        cert_path = ctx.paths.run_dir / f".{ctx.pod}-apiserver.crt"
+        key_path = ctx.paths.run_dir / f".{ctx.pod}-apiserver.key"
+        cert_path.write_bytes(pair.cert_pem)
+        key_path.write_bytes(pair.key_pem)
+        key_path.chmod(0o600)
+    client_ca = p.get("--client-ca-file")
+    return TLSFiles(
+        cert=cert_path,
+        key=key_path,
+        client_ca=ctx.open_path(client_ca) if client_ca else None,
+        ciphers=tuple(split(p.get("--tls-cipher-suites"))),
+        min_version=p.get("--tls-min-version"),
+    )
+
+
+def run(ctx: Context, argv: Sequence[str]) -> int:
+    parsed = parse_kube_flags(COMPONENT, argv)
+    check_no_positional(COMPONENT, parsed)
+    errs = validate(parsed)
+    if errs:
+        raise command_failed(errs[0] if len(errs) == 1 else "[" + ", ".join(errs) + "]")
+    tls = load_files(ctx, parsed)
+    etcd = EtcdCheck(ctx, parsed)
+    anonymous = flag_bool(parsed, "--anonymous-auth", True)
+    modes = split(parsed.get("--authorization-mode")) or ["AlwaysAllow"]
+    health = Health(ctx, {"etcd": etcd})
+
+    def route(req: Request) -> Response:
+        if req.user is None and not anonymous:
+            return unauthorized()
+        user = req.user or "system:anonymous"
+        if "AlwaysDeny" in modes and "AlwaysAllow" not in modes:
+            return forbidden(user, req.path)
+        if req.path in ("/livez", "/readyz", "/healthz"):
+            return health.answer(req.path.lstrip("/"), "verbose" in req.query)
+        if req.path == "/version":
+            return Response(
+                200, '{"major":"1","minor":"35","gitVersion":"v1.35.0-sandbox"}', "application/json"
+            )
+        if req.user is None and "AlwaysAllow" not in modes:
+            return forbidden(user, req.path)
+        return Response(404, "404 page not found\n")
+
+    host = parsed.get("--bind-address") or "0.0.0.0"
+    port = flag_int(parsed, "--secure-port", 6443)
+    serve(
+        host,
+        port,
+        route,
+        server_context(tls, "unable to load server certificate: "),
+        what="failed to create listener: failed to listen on",
+    )
+    print(klog("I", "Serving securely on", address=f"{host}:{port}"), file=sys.stderr, flush=True)
+    health.run(interval=0.1)
+    return wait_for_termination(ctx)
