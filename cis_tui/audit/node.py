@@ -5,6 +5,7 @@ All I/O of a scan happens here; evaluation is a pure function over the snapshot.
 
 from __future__ import annotations
 
+import functools
 import grp
 import os
 import pwd
@@ -15,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from cis_tui.audit.flags import ParsedArgs, parse_args
 from cis_tui.audit.processes import LiveProcess, find_processes
+from cis_tui.audit.yamlcache import load_all_cached
 from cis_tui.layout import STATIC_COMPONENTS, Layout, Settings
 
 MAX_FILE_BYTES = 1 << 20
@@ -78,7 +79,7 @@ class Manifest:
         """Arguments after the binary name, as the process will see them."""
         return (*self.command[1:], *self.args)
 
-    @property
+    @functools.cached_property
     def flags(self) -> ParsedArgs:
         return parse_args(self.component, self.argv)
 
@@ -124,7 +125,7 @@ def read_text_file(path: Path, what: str) -> str:
 def load_yaml_document(text: str, path: Path, what: str) -> Any:
     """Exactly one YAML document, safely loaded."""
     try:
-        docs = [d for d in YAML(typ="safe", pure=False).load_all(text) if d is not None]
+        docs = [d for d in load_all_cached(text) if d is not None]
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -297,6 +298,11 @@ def _walk(top: Path, include_top: bool) -> Iterator[Path]:
             yield base / name
 
 
+@functools.lru_cache(maxsize=64)
+def _parse_cached(component: str, args: tuple[str, ...]) -> ParsedArgs:
+    return parse_args(component, args)
+
+
 @dataclass
 class NodeSnapshot:
     """What a node says now. Built once per scan; evaluation only reads it."""
@@ -316,12 +322,14 @@ class NodeSnapshot:
 
     def live_flags(self, component: str) -> ParsedArgs | None:
         proc = self.processes.get(component)
-        return parse_args(component, proc.args) if proc else None
+        return _parse_cached(component, proc.args) if proc else None
 
     def kubelet_flags(self, live: bool) -> ParsedArgs | None:
         if live:
             return self.live_flags("kubelet")
-        return parse_args("kubelet", self.kubelet_file_args) if self.kubelet_file_args else None
+        if not self.kubelet_file_args:
+            return None
+        return _parse_cached("kubelet", self.kubelet_file_args)
 
     def _flag_path(self, component: str, flag: str) -> str | None:
         live = self.live_flags(component)

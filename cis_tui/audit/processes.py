@@ -55,9 +55,15 @@ def find_processes(
     wanted = set(components)
     env_wanted = set(env_of)
     found: dict[str, LiveProcess] = {}
-    for proc in psutil.process_iter(["pid", "cmdline", "create_time"]):
+    # The kernel's short name (15 characters) is cheap to read; only candidates' command
+    # lines are read.
+    short_names = {c[:15] for c in wanted}
+    for proc in psutil.process_iter(["pid", "name"]):
         try:
-            cmdline = proc.info["cmdline"] or []
+            name = proc.info["name"] or ""
+            if name not in short_names and not name.startswith("python"):
+                continue
+            cmdline = proc.cmdline()
             for component in wanted:
                 index = _binary_index(cmdline, component)
                 if index is None:
@@ -76,7 +82,7 @@ def find_processes(
                     component=component,
                     pid=proc.info["pid"],
                     args=tuple(cmdline[index + 1 :]),
-                    create_time=proc.info["create_time"] or 0.0,
+                    create_time=proc.create_time(),
                     env=env,
                 )
                 current = found.get(component)

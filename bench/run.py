@@ -1,0 +1,227 @@
+"""cis-tui benchmarks: each figure is a ratio against a baseline measured in the same run.
+
+    python bench/run.py [--quick]
+
+Runs on sandbox nodes, prints a table, and ends with one line of JSON:
+scan_speedup, batch_speedup, gate_detect_ms_p50, tui_start_ratio, tui_key_latency_ms_p95,
+peak_rss_mb (DESIGN section 10).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.baseline import per_check_subprocess_scan  # noqa: E402
+from cis_tui.audit.evaluate import evaluate  # noqa: E402
+from cis_tui.audit.node import take_snapshot  # noqa: E402
+from cis_tui.benchmarks.catalog import load_catalog  # noqa: E402
+from cis_tui.engine.events import Event, Kind  # noqa: E402
+from cis_tui.engine.transaction import Engine  # noqa: E402
+from cis_tui.layout import load_settings  # noqa: E402
+from cis_tui.remediate.plan import FilePlan, Plan, build_plan  # noqa: E402
+from cis_tui.sandbox import create_sandbox  # noqa: E402
+from cis_tui.sandbox.harness import SandboxRun  # noqa: E402
+from cis_tui.sandbox.settings import update_sandbox_settings  # noqa: E402
+
+CATALOG = load_catalog("cis-1.12")
+TEN_FIXES = ["1.2.1", "1.2.5", "1.2.11", "1.2.15", "1.2.16", "1.2.17", "1.2.18", "1.2.19",
+             "1.2.29", "1.2.30"]  # fmt: skip
+
+
+@contextlib.contextmanager
+def sandbox(ready: dict[str, float], stable_seconds: float) -> Iterator[SandboxRun]:
+    """A started sandbox node with the given readiness delays; removed afterwards."""
+    directory = Path(tempfile.mkdtemp(prefix="cis-tui-bench-"))
+    try:
+        create_sandbox(directory, "default", reuse_keys=True)
+        update_sandbox_settings(directory, ready_delay=ready, backoff_initial_seconds=0.2)
+        config = directory / "cis-tui.toml"
+        config.write_text(config.read_text() + f"\n[health]\nstable_seconds = {stable_seconds}\n")
+        run = SandboxRun.start(directory, wait=True, timeout=60)
+        try:
+            yield run
+        finally:
+            run.stop()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def timed(fn, repeat: int) -> float:  # noqa: ANN001
+    """Median wall time of fn() in seconds."""
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+# ---- scan ----------------------------------------------------------------------------
+
+
+def bench_scan(run: SandboxRun, repeat: int) -> dict[str, float]:
+    settings = load_settings(config=run.config)
+
+    def ours() -> None:
+        evaluate(CATALOG, take_snapshot(settings))
+
+    def baseline() -> None:
+        per_check_subprocess_scan(CATALOG, settings)
+
+    ours()  # warm the catalog cache, as every run after the first has it
+    t_ours = timed(ours, repeat)
+    t_base = timed(baseline, max(1, repeat // 3))
+    return {"scan_ms": t_ours * 1000, "baseline_ms": t_base * 1000, "scan_speedup": t_base / t_ours}
+
+
+# ---- batch ----------------------------------------------------------------------------
+
+
+def apply_checks(run: SandboxRun, ids: list[str], events: list[Event] | None = None) -> float:
+    settings = load_settings(config=run.config)
+    plan = build_plan(CATALOG, take_snapshot(settings), ids, {})
+    engine = Engine(settings, CATALOG, (events.append if events is not None else lambda e: None))
+    start = time.perf_counter()
+    result = asyncio.run(engine.apply(plan))
+    elapsed = time.perf_counter() - start
+    if result.exit_code != 0:
+        raise RuntimeError(f"apply {ids} failed: {[f.message for f in result.files]}")
+    return elapsed
+
+
+def bench_batch(apiserver_delay: float, stable_seconds: float) -> dict[str, float]:
+    ready = {"kube-apiserver": apiserver_delay}
+    with sandbox(ready, stable_seconds) as run:
+        serial = sum(apply_checks(run, [check]) for check in TEN_FIXES)
+    with sandbox(ready, stable_seconds) as run:
+        batched = apply_checks(run, TEN_FIXES)
+    return {"serial_s": serial, "batched_s": batched, "batch_speedup": serial / batched}
+
+
+# ---- gate detection -------------------------------------------------------------------
+
+
+def bench_gate(rounds: int, stable_seconds: float) -> dict[str, float]:
+    """Engine's first-healthy event minus the moment the component really answered healthy."""
+    latencies = []
+    with sandbox({"kube-scheduler": 0.5}, stable_seconds) as run:
+        settings = load_settings(config=run.config)
+        path = settings.layout.manifest("kube-scheduler")
+        for n in range(rounds):
+            events: list[Event] = []
+            since = time.time()
+            old = path.read_text()
+            # flip a harmless flag so that every round restarts the scheduler
+            new = old.replace(
+                *(
+                    ("--leader-elect=true", "--leader-elect=false")
+                    if n % 2 == 0
+                    else ("--leader-elect=false", "--leader-elect=true")
+                )
+            )
+            file = FilePlan("manifest", "kube-scheduler", path, old, new, ())
+            engine = Engine(settings, CATALOG, events.append)
+            result = asyncio.run(engine.apply(Plan("cis-1.12", (), {}, (file,))))
+            if result.exit_code != 0:
+                raise RuntimeError(result.files[0].message)
+            engine_seen = next(e.time for e in events if e.kind is Kind.HEALTHY)
+            truth = run.wait_healthy("kube-scheduler", since).time
+            latencies.append((engine_seen - truth) * 1000)
+    return {
+        "gate_detect_ms_p50": statistics.median(latencies),
+        "gate_detect_ms_max": max(latencies),
+        "rounds": rounds,
+    }
+
+
+# ---- TUI ------------------------------------------------------------------------------
+
+
+def bench_tui(quick: bool) -> dict[str, float]:
+    script = REPO / "bench" / "tui_probe.py"
+    out = subprocess.run(
+        [sys.executable, str(script), "--rounds", "3" if quick else "7"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds, under 5 minutes")
+    args = parser.parse_args()
+    quick = args.quick
+    stable = 1.0 if quick else 5.0
+    started = time.perf_counter()
+    rows: list[tuple[str, str, str]] = []
+    figures: dict[str, float] = {}
+
+    with sandbox({}, stable) as run:
+        scan = bench_scan(run, 5 if quick else 15)
+    figures["scan_speedup"] = scan["scan_speedup"]
+    rows.append(("scan: in-process, full catalog", f"{scan['scan_ms']:.1f} ms", ""))
+    rows.append(("scan: per-check subprocess pipelines", f"{scan['baseline_ms']:.0f} ms", ""))
+    rows.append(("scan_speedup", f"{scan['scan_speedup']:.1f}x", ">= 20"))
+
+    batch = bench_batch(2.0 if quick else 5.0, stable)
+    figures["batch_speedup"] = batch["batch_speedup"]
+    rows.append(("10 fixes as 10 transactions", f"{batch['serial_s']:.1f} s", ""))
+    rows.append(("10 fixes as 1 transaction", f"{batch['batched_s']:.1f} s", ""))
+    rows.append(("batch_speedup", f"{batch['batch_speedup']:.1f}x", ">= 8"))
+
+    gate = bench_gate(5 if quick else 15, 0.2)
+    figures["gate_detect_ms_p50"] = gate["gate_detect_ms_p50"]
+    rows.append(("gate_detect_ms_p50", f"{gate['gate_detect_ms_p50']:.0f} ms", "<= 150"))
+    rows.append(("gate detection, worst", f"{gate['gate_detect_ms_max']:.0f} ms", ""))
+
+    tui = bench_tui(quick)
+    figures.update(
+        {k: tui[k] for k in ("tui_start_ratio", "tui_key_latency_ms_p95", "peak_rss_mb")}
+    )
+    rows.append(("tui start: cis-tui checks table", f"{tui['tui_start_ms']:.0f} ms", ""))
+    rows.append(("tui start: bare Textual table app", f"{tui['bare_start_ms']:.0f} ms", ""))
+    rows.append(("tui_start_ratio", f"{tui['tui_start_ratio']:.2f}", "<= 1.5"))
+    rows.append(
+        (
+            "tui_key_latency_ms_p95 (during a gate)",
+            f"{tui['tui_key_latency_ms_p95']:.1f} ms",
+            "<= 50",
+        )
+    )
+    rows.append(("peak_rss_mb (TUI session)", f"{tui['peak_rss_mb']:.0f} MB", "<= 100"))
+
+    width = max(len(r[0]) for r in rows)
+    print(
+        f"cis-tui benchmarks ({'quick' if quick else 'full'}) on {platform.node() or 'this machine'}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    for name, value, target in rows:
+        print(f"  {name:<{width}}  {value:>10}  {target}")
+    print(f"  total time {time.perf_counter() - started:.0f} s")
+    print(json.dumps({k: round(v, 2) for k, v in figures.items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
