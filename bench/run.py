@@ -62,7 +62,7 @@ def sandbox(ready: dict[str, float], stable_seconds: float) -> Iterator[SandboxR
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def timed(fn, repeat: int) -> float:  # noqa: ANN001
+def timed(fn, repeat: int) -> float:
     """Median wall time of fn() in seconds."""
     samples = []
     for _ in range(repeat):
@@ -213,7 +213,7 @@ def main() -> int:
 
     width = max(len(r[0]) for r in rows)
     print(
-        f"cis-tui benchmarks ({'quick' if quick else 'full'}) on {platform.node() or 'this machine'}, "
+        f"cis-tui benchmarks ({'quick' if quick else 'full'}), "
         f"{os.cpu_count()} cores, Python {platform.python_version()}"
     )
     for name, value, target in rows:
