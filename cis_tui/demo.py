@@ -1,0 +1,136 @@
+"""`cis-tui demo`: a sandbox node in a temporary directory, the wizard on it, then clean up.
+
+The sandbox agent runs as a subprocess in its own session (terminal signals and a dropped SSH
+session reach the wizard, which finishes or rolls back first), and dies with the demo even on
+`kill -9` (PR_SET_PDEATHSIG). Everything is removed on exit: on a normal quit, a crash,
+SIGTERM or SIGHUP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+
+from cis_tui.sandbox import create_sandbox
+from cis_tui.sandbox.harness import SandboxRun
+from cis_tui.sandbox.paths import SandboxPaths
+
+START_TIMEOUT = 60.0  # seconds for every component to answer healthy
+STOP_TIMEOUT = 20.0
+_PR_SET_PDEATHSIG = 1
+
+
+class DemoStopped(Exception):
+    """SIGTERM or SIGHUP arrived while the demo was starting or cleaning up."""
+
+
+def _agent_child_setup() -> None:
+    # In the agent (after setsid): stop cleanly if the demo dies, even by SIGKILL.
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def start_agent(directory: Path, timeout: float = START_TIMEOUT) -> SandboxRun:
+    """Start the sandbox agent in its own session; return once every component is healthy."""
+    paths = SandboxPaths(directory.resolve())
+    paths.log_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    with paths.agent_log.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cis_tui.sandbox", "run", str(paths.root)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_agent_child_setup,
+        )
+    run = SandboxRun(paths, process, started)
+    try:
+        run.wait_all_healthy(since=started, timeout=timeout)
+    except BaseException:
+        stop_agent(run)
+        raise
+    return run
+
+
+def stop_agent(run: SandboxRun) -> None:
+    """Stop the agent and everything it started; no process is left behind."""
+    run.stop(timeout=STOP_TIMEOUT)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        # Anything still in the agent's process group (its session) goes too.
+        os.killpg(run.process.pid, signal.SIGKILL)
+    with contextlib.suppress(AssertionError):
+        run.wait_no_processes(timeout=STOP_TIMEOUT)
+
+
+@contextlib.contextmanager
+def sandbox_node(
+    scenario: str = "default", *, parent: Path | None = None, notice: bool = False
+) -> Iterator[Path]:
+    """A running sandbox node in a new temporary directory; yields DIR/cis-tui.toml."""
+    base = Path(tempfile.mkdtemp(prefix="cis-tui-demo-", dir=parent))
+    run: SandboxRun | None = None
+    try:
+        directory = base / "node"
+        directory.mkdir()
+        if notice:
+            print(
+                f"cis-tui demo: sandbox node in {directory} (removed on exit); starting it…",
+                flush=True,
+            )
+        config = create_sandbox(directory, scenario)
+        run = start_agent(directory)
+        yield config
+    finally:
+        if run is not None:
+            stop_agent(run)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    # Once: the cleanup this starts must not be cut short by a second signal.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    raise DemoStopped(signal.Signals(signum).name)
+
+
+def run_demo(scenario: str = "default", *, mouse: bool = True) -> int:
+    """Create and start a sandbox node, open the wizard on it, clean up on every exit path."""
+    from cis_tui.benchmarks.catalog import load_catalog
+    from cis_tui.layout import load_settings
+    from cis_tui.tui.app import CisTuiApp
+
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    for sig in previous:
+        signal.signal(sig, _raise_stop)
+    code = 1
+    try:
+        with sandbox_node(scenario, notice=True) as config:
+            settings = load_settings(config=config)
+            app = CisTuiApp(
+                settings,
+                load_catalog(settings.benchmark),
+                node_label=f"demo sandbox ({scenario}), paths inside it",
+                display_root=config.parent,
+                handle_signals=True,
+            )
+            result = app.run(mouse=mouse)
+            code = result if isinstance(result, int) else app.exit_code
+    except DemoStopped as exc:
+        print(f"cis-tui demo: {exc}: stopped and cleaned up", file=sys.stderr)
+        code = 1
+    except KeyboardInterrupt:
+        code = 130
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return code

@@ -1,0 +1,292 @@
+"""The Textual wizard: scan, select, preview, apply with a live health gate, restore backups.
+
+`run_tui(settings, catalog)` is what `cis-tui` and `cis-tui tui` call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
+from pathlib import Path
+from types import FrameType
+from typing import ClassVar
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.content import Content
+from textual.screen import Screen
+
+from cis_tui.audit.evaluate import Result, evaluate
+from cis_tui.audit.node import take_snapshot
+from cis_tui.benchmarks.catalog import Catalog
+from cis_tui.engine.backups import Backup
+from cis_tui.engine.events import Outcome
+from cis_tui.engine.journal import Journal, OpenTransaction
+from cis_tui.engine.lock import node_lock
+from cis_tui.engine.transaction import ApplyResult
+from cis_tui.errors import NodeLocked
+from cis_tui.layout import Settings
+from cis_tui.remediate.plan import Plan
+from cis_tui.tui.display import NodePaths
+from cis_tui.tui.engine_runner import EngineRunner, apply_job, recover_job, restore_job
+from cis_tui.tui.messages import EngineDone, EngineEvent, EngineFailed, ScanDone, ScanFailed
+from cis_tui.tui.screens.apply import ApplyScreen
+from cis_tui.tui.screens.backups import BackupsScreen
+from cis_tui.tui.screens.checks import ChecksScreen
+from cis_tui.tui.screens.help import HelpScreen, bindings_of, key_list
+from cis_tui.tui.screens.plan import PlanScreen
+from cis_tui.tui.screens.recovery import RecoveryScreen
+
+EXIT_CRITICAL = 3
+
+#: What `signal.getsignal` returns and `signal.signal` takes.
+SignalHandler = Callable[[int, FrameType | None], object] | int | None
+
+
+def default_node_label(settings: Settings) -> str:
+    if settings.has_root_override:
+        return f"tree {settings.layout.root}"
+    if settings.config_path is not None:
+        return str(settings.config_path)
+    return socket.gethostname()
+
+
+class CisTuiApp(App[int]):
+    """The wizard. Screens hold views; the App owns the scan, the engine job and their state."""
+
+    TITLE = "cis-tui"
+    CSS_PATH = "app.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q,ctrl+q", "quit", "Quit", tooltip="Quit (blocked while a change is in flight)"),
+        Binding("f1,question_mark", "help", "Help", tooltip="Every key, on every screen"),
+    ]
+
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        *,
+        health_gate: bool | None = None,
+        timeout: float | None = None,
+        node_label: str | None = None,
+        display_root: Path | None = None,
+        handle_signals: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.catalog = catalog
+        self.paths = NodePaths(display_root or settings.layout.root)
+        self.clock = clock
+        gate = (not settings.has_root_override) if health_gate is None else health_gate
+        self.runner = EngineRunner(self, settings, catalog, health_gate=gate, timeout=timeout)
+        self.node_label = node_label or default_node_label(settings)
+        self.handle_signals = handle_signals
+        self.results: list[Result] = []
+        self.exit_code = 0
+        self.checks_screen = ChecksScreen()
+        self.apply_screen: ApplyScreen | None = None
+        self._job_checks: tuple[str, ...] = ()
+        self._exit_after_job = False
+        self._saved_handlers: dict[signal.Signals, SignalHandler] = {}
+
+    def get_default_screen(self) -> Screen[None]:
+        return self.checks_screen
+
+    def on_mount(self) -> None:
+        self.sub_title = f"{self.catalog.benchmark} · {self.node_label}"
+        if self.handle_signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                self._saved_handlers[sig] = signal.getsignal(sig)
+                loop.add_signal_handler(sig, self._on_signal, sig)
+        self.rescan()
+        self._offer_recovery()
+
+    def _offer_recovery(self) -> None:
+        """Unfinished transactions in the journal open the recovery dialog, unless another
+        cis-tui holds the node lock (then they are in progress, not interrupted)."""
+        pending = Journal(self.settings.state_dir).open_transactions()
+        if not pending:
+            return
+        try:
+            with node_lock(self.settings.state_dir):
+                pass
+        except NodeLocked as exc:
+            self.notify(f"{exc}: a change is in progress", markup=False, severity="warning")
+            return
+        self.push_screen(
+            RecoveryScreen(pending, self.paths), callback=partial(self._recover, pending)
+        )
+
+    def on_unmount(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig, handler in self._saved_handlers.items():
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, handler)
+
+    def _on_signal(self, signum: int) -> None:
+        """SIGTERM/SIGHUP (a dropped SSH session): finish or roll back, then exit."""
+        if self.runner.cancel():
+            self._exit_after_job = True
+            if self.apply_screen is not None and self.apply_screen.is_mounted:
+                self.apply_screen.cancelling()
+        elif not self.runner.busy:
+            self.exit(self.exit_code)
+
+    # -- scanning --------------------------------------------------------------------------
+    def rescan(self) -> None:
+        self.run_worker(self._scan, thread=True, group="scan", exclusive=True, exit_on_error=False)
+
+    def _scan(self) -> None:
+        try:
+            snap = take_snapshot(self.settings)
+            results = evaluate(self.catalog, snap)
+        except Exception as exc:  # an unreadable node is shown, not a traceback
+            self.post_message(ScanFailed(f"{type(exc).__name__}: {exc}"))
+            return
+        self.post_message(ScanDone(results, snap.live))
+
+    def on_scan_done(self, message: ScanDone) -> None:
+        self.results = list(message.results)
+        self.checks_screen.show_results(message.results, message.live)
+        if self.apply_screen is not None and self.apply_screen.is_mounted:
+            self.apply_screen.show_statuses(message.results, self._job_checks)
+
+    def on_scan_failed(self, message: ScanFailed) -> None:
+        self.notify(message.error, markup=False, title="Scan failed", severity="error", timeout=10)
+
+    # -- navigation ------------------------------------------------------------------------
+    def open_plan(self, check_ids: Sequence[str]) -> None:
+        self.push_screen(PlanScreen(check_ids))
+
+    def open_backups(self) -> None:
+        self.push_screen(BackupsScreen())
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
+    # -- engine jobs -----------------------------------------------------------------------
+    def confirm_text(self, plan: Plan) -> Content:
+        """The confirmation for a plan, naming the files and the components that restart."""
+        lines: list[Content] = [Content(f"This changes {len(plan.files)} file(s):")]
+        for file in plan.files:
+            lines.append(
+                Content.assemble(
+                    "  • ", (self.paths.path(file.path), "bold"), f"  ({', '.join(file.checks)})"
+                )
+            )
+        restarts = ", ".join(plan.restarts) or "none"
+        lines += [
+            Content(""),
+            Content.assemble("Components that will restart: ", (restarts, "bold $text-warning")),
+            Content(""),
+        ]
+        if self.runner.health_gate:
+            timeouts = ", ".join(
+                f"{c} {self.runner.timeout or self.settings.health.timeout_for(c):.0f} s"
+                for c in plan.restarts
+            )
+            lines.append(
+                Content(
+                    "Each file is backed up and written atomically, then the health gate waits "
+                    f"for the restarted component to answer healthy ({timeouts or 'no restart'}). "
+                    "A file whose component does not come back healthy, or whose checks still "
+                    "fail, is rolled back. x cancels safely during the gate."
+                )
+            )
+        else:
+            lines.append(
+                Content(
+                    "No health gate (offline tree): each file is backed up, written atomically "
+                    "and re-audited; nothing is restarted."
+                )
+            )
+        return Content("\n").join(lines)
+
+    def _start(self, screen: ApplyScreen, checks: Sequence[str]) -> None:
+        if self.runner.busy:
+            self.notify("Another change is still in flight.", severity="warning")
+            return
+        self._job_checks = tuple(checks)
+        self.apply_screen = screen
+        self.push_screen(screen)
+
+    def start_apply(self, plan: Plan) -> None:
+        if isinstance(self.screen, PlanScreen):
+            self.pop_screen()
+        self._start(ApplyScreen(apply_job(plan)), plan.checks)
+
+    def start_restore(self, backup: Backup) -> None:
+        what = self.paths.path(backup.path) if backup.kind == "file" else "file modes and owners"
+        self._start(ApplyScreen(restore_job(backup.id, what)), backup.checks)
+
+    def _recover(self, pending: Sequence[OpenTransaction], yes: bool | None) -> None:
+        if yes:
+            self._start(ApplyScreen(recover_job(len(pending))), ())
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        if self.apply_screen is not None and self.apply_screen.is_mounted:
+            self.apply_screen.record(message.event)
+
+    def on_engine_done(self, message: EngineDone) -> None:
+        result = message.result
+        critical = (
+            isinstance(result, ApplyResult)
+            and any(f.outcome is Outcome.CRITICAL for f in result.files)
+        ) or (isinstance(result, list) and any(not r.ok for r in result))
+        if critical:
+            self.exit_code = EXIT_CRITICAL
+        if self.apply_screen is not None and self.apply_screen.is_mounted:
+            self.apply_screen.finish(result)
+        self.rescan()
+        if self._exit_after_job:  # a signal asked to stop: report how the job ended
+            job_code = result.exit_code if isinstance(result, ApplyResult) else 0
+            self.exit(max(self.exit_code, job_code))
+
+    def on_engine_failed(self, message: EngineFailed) -> None:
+        if self.apply_screen is not None and self.apply_screen.is_mounted:
+            self.apply_screen.failed(message.error)
+        else:
+            self.notify(message.error, markup=False, title="Failed", severity="error")
+        if self._exit_after_job:
+            self.exit(max(self.exit_code, message.exit_code))
+
+    # -- quitting and the command palette ----------------------------------------------------
+    async def action_quit(self) -> None:
+        if self.runner.busy:
+            self.notify(
+                "A change is in flight. Press x to cancel it (it rolls back), then quit.",
+                title="Cannot quit now",
+                severity="warning",
+            )
+            return
+        self.exit(self.exit_code)
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        """Every action of the current screen and of the app, plus Textual's own commands."""
+        yield from super().get_system_commands(screen)
+        seen = {"quit"}
+        for owner in (screen, self):
+            for binding in bindings_of(owner):
+                if binding.action in seen:
+                    continue
+                seen.add(binding.action)
+                keys = key_list(self, binding)
+                yield SystemCommand(
+                    binding.description,
+                    f"{binding.tooltip or binding.description} (key: {keys})",
+                    partial(self.run_action, binding.action, owner),
+                )
+
+
+def run_tui(settings: Settings, catalog: Catalog, *, mouse: bool = True) -> int:
+    """Run the wizard on a node; returns the exit code (3 after a CRITICAL outcome)."""
+    app = CisTuiApp(settings, catalog, handle_signals=True)
+    code = app.run(mouse=mouse)
+    return code if isinstance(code, int) else app.exit_code

@@ -1,0 +1,216 @@
+"""The checks screen: every check, failing first, with filters, search, details and selection."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.content import Content
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, Static
+
+from cis_tui.audit.evaluate import Result, Status, summarize
+from cis_tui.tui.display import STATUS_STYLE, NodePaths
+from cis_tui.tui.filters import Filters, visible, why_not_selectable
+from cis_tui.tui.widgets.check_details import CheckDetails
+from cis_tui.tui.widgets.check_table import CheckTable
+
+if TYPE_CHECKING:
+    from cis_tui.tui.app import CisTuiApp
+
+
+class SearchInput(Input):
+    """The search box; enter hands the keyboard back to the table at once."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "done", "Done", tooltip="Keep the search and go back to the table")
+    ]
+
+    def action_done(self) -> None:
+        # A binding runs as the key is read, so the next key already goes to the table
+        # (a Submitted message would arrive after keys typed quickly behind it).
+        screen = self.screen
+        if isinstance(screen, ChecksScreen):
+            screen.search_done()
+
+
+class ChecksScreen(Screen[None]):
+    """The wizard's home: pick failing checks to fix."""
+
+    BINDING_GROUP_TITLE = "Checks"
+    AUTO_FOCUS = "#check-table"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("space", "toggle", "Select", tooltip="Select the highlighted check for a plan"),
+        Binding("p", "plan", "Plan", tooltip="Plan the selected checks (enter works too)"),
+        Binding("f", "failing", "Failing/all", tooltip="Show only failing checks, or all"),
+        Binding("c", "component", "Component", tooltip="Cycle the component filter"),
+        Binding("s", "scored", "Scored", tooltip="Show only scored (Automated) checks, or all"),
+        Binding("slash", "search", "Search", tooltip="Filter by id or title"),
+        Binding("escape", "clear_search", "Clear search", tooltip="Clear the search"),
+        Binding("r", "rescan", "Rescan", tooltip="Read the node again"),
+        Binding("b", "backups", "Backups", tooltip="Review, diff, restore and prune backups"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="checks")
+        self.results: list[Result] = []
+        self.filters = Filters()
+        self.selected: set[str] = set()
+        self.live = True
+        self.scanned = False
+
+    @property
+    def cis_app(self) -> CisTuiApp:
+        return self.app  # type: ignore[return-value]
+
+    @property
+    def paths(self) -> NodePaths:
+        return self.cis_app.paths
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(Content.styled("scanning the node…", "$text-muted"), id="filter-bar")
+        yield SearchInput(placeholder="search id or title (enter: done, esc: clear)", id="search")
+        yield CheckTable(id="check-table")
+        yield CheckDetails(id="details")
+        yield Footer()
+
+    @property
+    def table(self) -> CheckTable:
+        return self.query_one(CheckTable)
+
+    # -- data ------------------------------------------------------------------------------
+    def show_results(self, results: Sequence[Result], live: bool) -> None:
+        """A new scan: keep filters, drop selections that can no longer be fixed."""
+        self.results = list(results)
+        self.live = live
+        self.scanned = True
+        by_id = {r.id: r for r in self.results}
+        self.selected = {
+            i for i in self.selected if i in by_id and why_not_selectable(by_id[i]) is None
+        }
+        self._refresh()
+
+    def _refresh(self) -> None:
+        shown = visible(self.results, self.filters)
+        self.table.show(shown, self.selected, self.paths)
+        self._update_bar(len(shown))
+        self._update_details()
+
+    def _update_bar(self, shown: int) -> None:
+        counts = summarize(self.results)
+        parts: list[Content | str | tuple[str, str]] = [f"{shown}/{len(self.results)} checks"]
+        f = self.filters
+        parts.append(" · failing" if f.failing_only else " · all")
+        if f.component:
+            parts.append(f" · {f.component}")
+        if f.scored_only:
+            parts.append(" · scored")
+        if f.search:
+            parts.extend([" · search “", (f.search, "bold"), "”"])
+        if self.selected:
+            parts.append((f" · {len(self.selected)} selected", "bold $text-accent"))
+        if not self.live:
+            parts.append((" · offline tree", "$text-muted"))
+        parts.append("  ")
+        for status in Status:
+            if counts[status.value]:
+                parts.extend([(status.value, STATUS_STYLE[status]), f" {counts[status.value]} "])
+        self.query_one("#filter-bar", Static).update(Content.assemble(*parts))
+
+    def _update_details(self) -> None:
+        layout = self.cis_app.settings.layout
+        self.query_one(CheckDetails).show(self.table.current, self.paths, layout)
+
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self) -> None:
+        self._update_details()
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self) -> None:
+        self.action_plan()
+
+    # -- actions ---------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "clear_search":
+            return bool(self.filters.search) or self.query_one("#search", Input).display
+        return True
+
+    def action_toggle(self) -> None:
+        result = self.table.current
+        if result is None:
+            return
+        if result.id in self.selected:
+            self.selected.discard(result.id)
+        else:
+            reason = why_not_selectable(result)
+            if reason is not None:
+                self.notify(reason, markup=False, title="Cannot select", severity="warning")
+                return
+            self.selected.add(result.id)
+        self.table.refresh_mark(result.id)
+        self.table.action_cursor_down()
+        self._update_bar(self.table.row_count)
+
+    def action_plan(self) -> None:
+        if not self.scanned:
+            return
+        ids = [r.id for r in self.results if r.id in self.selected]
+        if not ids:
+            current = self.table.current
+            if current is None:
+                return
+            reason = why_not_selectable(current)
+            if reason is not None:
+                self.notify(reason, markup=False, title="Nothing to plan", severity="warning")
+                return
+            ids = [current.id]
+        self.cis_app.open_plan(ids)
+
+    def action_failing(self) -> None:
+        self.filters = replace(self.filters, failing_only=not self.filters.failing_only)
+        self._refresh()
+
+    def action_component(self) -> None:
+        self.filters = self.filters.next_component(self.results)
+        self._refresh()
+
+    def action_scored(self) -> None:
+        self.filters = replace(self.filters, scored_only=not self.filters.scored_only)
+        self._refresh()
+
+    def action_search(self) -> None:
+        search = self.query_one("#search", Input)
+        search.display = True
+        self.set_focus(search)
+        self.refresh_bindings()
+
+    def action_clear_search(self) -> None:
+        search = self.query_one("#search", Input)
+        search.value = ""
+        search.display = False
+        self.filters = replace(self.filters, search="")
+        self._refresh()
+        self.set_focus(self.table)
+        self.refresh_bindings()
+
+    @on(Input.Changed, "#search")
+    def _search_changed(self, event: Input.Changed) -> None:
+        self.filters = replace(self.filters, search=event.value)
+        self._refresh()
+
+    def search_done(self) -> None:
+        if not self.filters.search:
+            self.query_one("#search", Input).display = False
+        self.set_focus(self.table)
+        self.refresh_bindings()
+
+    def action_rescan(self) -> None:
+        self.cis_app.rescan()
+
+    def action_backups(self) -> None:
+        self.cis_app.open_backups()

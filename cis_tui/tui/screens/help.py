@@ -1,0 +1,95 @@
+"""The help screen: every key of the screen below and of the app, with what it does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import ClassVar
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical, VerticalScroll
+from textual.content import Content
+from textual.dom import DOMNode
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Static
+
+INTRO = (
+    "cis-tui scans this node against the CIS Kubernetes Benchmark and fixes failing checks "
+    "safely: every change is previewed as a diff, backed up, written atomically, health-gated "
+    "and rolled back when the component does not come back healthy. ctrl+p opens the command "
+    "palette with every action."
+)
+
+
+def bindings_of(node: DOMNode | type[DOMNode]) -> list[Binding]:
+    """The Bindings a class declares (its own BINDINGS only), aliases kept together."""
+    cls = node if isinstance(node, type) else type(node)
+    declared = cls.__dict__.get("BINDINGS", [])
+    return [b if isinstance(b, Binding) else Binding(*b) for b in declared]
+
+
+def key_list(app: App[object], binding: Binding) -> str:
+    keys = [k.strip() for k in binding.key.split(",")]
+    return ", ".join(app.get_key_display(Binding(k, binding.action)) for k in keys)
+
+
+#: Keys of Textual's own widgets, listed for completeness.
+MOVING = [
+    Binding("up,down", "", "Move in a table or list"),
+    Binding("pageup,pagedown", "", "Move a page"),
+    Binding("home,end", "", "First / last row"),
+    Binding("tab,shift+tab", "", "Next / previous area (tables, panes, parameter inputs)"),
+    Binding("enter", "", "Plan the highlighted or selected checks (checks table)"),
+    Binding("ctrl+p", "", "Command palette: every action by name"),
+]
+
+
+def help_sections(app: App[object], screen: Screen[object]) -> Iterable[tuple[str, list[Binding]]]:
+    title = getattr(screen, "BINDING_GROUP_TITLE", None) or "This screen"
+    yield title, bindings_of(screen)
+    yield "Everywhere", bindings_of(app)
+    yield "Moving around", MOVING
+
+
+class HelpScreen(ModalScreen[None]):
+    """Lists every binding; escape, F1 or ? closes it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,f1,question_mark", "close", "Close", tooltip="Close the help")
+    ]
+
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > Vertical {
+        width: 84; max-width: 100%; height: 90%; border: thick $primary;
+        background: $surface; padding: 0 1;
+    }
+    HelpScreen .help-title { text-style: bold; margin: 0 0 1 0; }
+    """
+
+    def __init__(self, screen: Screen[object]) -> None:
+        super().__init__()
+        self.below = screen
+
+    def compose(self) -> ComposeResult:
+        lines: list[Content] = [Content(INTRO), Content("")]
+        for title, bindings in help_sections(self.app, self.below):
+            lines.append(Content.styled(title, "bold $text-accent"))
+            for binding in bindings:
+                keys = key_list(self.app, binding)
+                extra = binding.tooltip if binding.tooltip != binding.description else ""
+                lines.append(
+                    Content.assemble(
+                        (f"  {keys:<14}", "bold"),
+                        binding.description,
+                        (f" — {extra}" if extra else "", "$text-muted"),
+                    )
+                )
+            lines.append(Content(""))
+        with Vertical():
+            yield Static("Keys", classes="help-title")
+            with VerticalScroll():
+                yield Static(Content("\n").join(lines))
+
+    def action_close(self) -> None:
+        self.dismiss()

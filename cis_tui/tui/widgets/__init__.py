@@ -1,0 +1,1 @@
+"""Widgets of the wizard, one concept per module."""

@@ -1,0 +1,83 @@
+"""The details pane: audit evidence from the file and the live process, the fix, its risks."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.content import Content
+from textual.widgets import Static
+
+from cis_tui.audit.evaluate import Result
+from cis_tui.layout import Layout
+from cis_tui.remediate.params import fill, placeholders
+from cis_tui.tui.display import NodePaths, short_component, status_content
+from cis_tui.tui.filters import why_not_selectable
+
+
+def _row(label: str, text: str, style: str = "") -> Content:
+    return Content.assemble((f"{label:<13}", "$text-muted"), (text, style))
+
+
+def details_content(result: Result, paths: NodePaths, layout: Layout | None = None) -> Content:
+    """Everything an admin reads before selecting a check, as Content."""
+    marks = placeholders(layout) if layout is not None else {}
+    check = result.check
+    rem = check.remediation
+    kind = "scored" if check.scored else "manual"
+    lines = [
+        Content.assemble(
+            status_content(result.status),
+            " ",
+            (check.id, "bold"),
+            "  ",
+            (check.title, "bold"),
+            (f"  ({short_component(check.component)}, {kind})", "$text-muted"),
+        ),
+        _row("expected", paths.show(result.expected)),
+        _row("file", paths.show(result.file_value or "—")),
+        _row("live process", paths.show(result.live_value or "—")),
+    ]
+    if result.disagreement:
+        lines.append(_row("disagreement", paths.show(result.disagreement), "$text-warning"))
+    lines.append(_row("reason", paths.show(result.reason)))
+    fix = f"{rem.summary} ({rem.kind})" if rem.available else f"by hand: {rem.summary}"
+    lines.append(_row("fix", fix))
+    for param in rem.params:
+        rule = f", at least {param.min:g}" if param.min is not None else ""
+        choices = f", one of {', '.join(param.choices)}" if param.choices else ""
+        default = param.default if not isinstance(param.default, list) else ",".join(param.default)
+        default = paths.show(fill(str(default), marks))
+        spec = f"{param.name} = {default} ({param.type}{rule}{choices})"
+        lines.append(_row("parameter", f"{spec} {param.help}"))
+    for risk in rem.risks:
+        lines.append(_row("risk", risk, "$text-warning"))
+    if check.rationale:
+        lines.append(_row("why", check.rationale))
+    blocked = why_not_selectable(result)
+    if blocked is None:
+        lines.append(Content.styled("space selects this check, enter plans it", "$text-accent"))
+    return Content("\n").join(lines)
+
+
+class CheckDetails(VerticalScroll):
+    """A scrollable pane showing the highlighted check."""
+
+    DEFAULT_CSS = """
+    CheckDetails { height: 40%; min-height: 7; border-top: solid $primary-darken-2; padding: 0 1; }
+    CheckDetails > Static { width: 1fr; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.can_focus = True
+
+    def compose(self) -> ComposeResult:
+        yield Static(Content.styled("scanning the node…", "$text-muted"), id="details-text")
+
+    def show(self, result: Result | None, paths: NodePaths, layout: Layout | None = None) -> None:
+        text = self.query_one("#details-text", Static)
+        if result is None:
+            text.update(Content.styled("no check matches the filters", "$text-muted"))
+        else:
+            text.update(details_content(result, paths, layout))
+        self.scroll_home(animate=False)

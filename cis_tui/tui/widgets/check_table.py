@@ -1,0 +1,100 @@
+"""The checks table: selection mark, status, id, component, title, found vs expected."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from textual.content import Content
+from textual.events import Resize
+from textual.widgets import DataTable
+
+from cis_tui.audit.evaluate import Result
+from cis_tui.tui.display import NodePaths, clip, found_text, short_component, status_content
+from cis_tui.tui.filters import why_not_selectable
+
+SELECTED = "●"
+SELECTABLE = "○"
+
+#: Fixed column widths; title and "found → expected" share the rest.
+_FIXED = {"sel": 1, "status": 6, "id": 6, "component": 10}
+
+
+class CheckTable(DataTable[Content]):
+    """A DataTable of results, keyed by check id; every cell is Content (no markup)."""
+
+    DEFAULT_CSS = """
+    CheckTable { height: 1fr; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self.results: list[Result] = []
+        self.selected: set[str] = set()
+        self.paths = NodePaths()
+        self._width = 0
+
+    def _widths(self) -> tuple[int, int]:
+        # Each column has one cell of padding on both sides; keep room for the scrollbar.
+        usable = max(self.size.width, 80) - 2 - 2 * (len(_FIXED) + 2) - sum(_FIXED.values())
+        title = max(16, usable * 11 // 20)
+        return title, max(16, usable - title)
+
+    def show(self, results: Sequence[Result], selected: set[str], paths: NodePaths) -> None:
+        """Replace the rows, keeping the cursor on the same check when it is still shown."""
+        current = self.current_id
+        self.results = list(results)
+        self.selected = selected
+        self.paths = paths
+        self._rebuild(current)
+
+    def _rebuild(self, keep: str | None) -> None:
+        title_w, found_w = self._widths()
+        self._width = self.size.width
+        self.clear(columns=True)
+        self.add_column("", key="sel", width=_FIXED["sel"])
+        self.add_column("status", key="status", width=_FIXED["status"])
+        self.add_column("id", key="id", width=_FIXED["id"])
+        self.add_column("component", key="component", width=_FIXED["component"])
+        self.add_column("title", key="title", width=title_w)
+        self.add_column("found → expected", key="found", width=found_w)
+        for result in self.results:
+            found = self.paths.show(found_text(result))
+            self.add_row(
+                self._mark(result),
+                status_content(result.status),
+                Content(result.id),
+                Content(clip(short_component(result.check.component), _FIXED["component"])),
+                Content(clip(result.check.title, title_w)),
+                Content(clip(f"{found} → {self.paths.show(result.expected)}", found_w)),
+                key=result.id,
+            )
+        if keep is not None and keep in {r.id for r in self.results}:
+            self.move_cursor(row=self.get_row_index(keep), animate=False)
+
+    def _mark(self, result: Result) -> Content:
+        if result.id in self.selected:
+            return Content.styled(SELECTED, "bold $text-accent")
+        if why_not_selectable(result) is None:
+            return Content.styled(SELECTABLE, "$text-muted")
+        return Content("")
+
+    def refresh_mark(self, check_id: str) -> None:
+        result = next(r for r in self.results if r.id == check_id)
+        self.update_cell(check_id, "sel", self._mark(result))
+
+    @property
+    def current_id(self) -> str | None:
+        """The check under the cursor."""
+        if not self.row_count:
+            return None
+        row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
+        return row_key.value
+
+    @property
+    def current(self) -> Result | None:
+        check_id = self.current_id
+        return next((r for r in self.results if r.id == check_id), None)
+
+    def on_resize(self, event: Resize) -> None:
+        if self.results and event.size.width != self._width:
+            self._rebuild(self.current_id)

@@ -1,0 +1,220 @@
+"""End to end: the installed `cis-tui demo` in a real tmux terminal (TERM=screen-256color, 100x30).
+
+Selects a failing check, previews, applies through the real health gate, sees it pass,
+restores the backup, quits, and checks that nothing is left behind. Every wait polls the
+pane with a deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("tmux") is None, reason="tmux is not installed (Debian: apt-get install tmux)"
+)
+
+CIS_TUI = Path(sys.executable).with_name("cis-tui")
+TMUX_CONF = """\
+set -g remain-on-exit on
+set -g default-terminal screen-256color
+set -sg escape-time 0
+set -g status off
+set -g default-size 100x30
+"""
+
+
+class Pane:
+    """A tmux session on a private server, driven like a user at a terminal."""
+
+    def __init__(self, directory: Path) -> None:
+        self.socket = directory / "tmux.sock"
+        self.conf = directory / "tmux.conf"
+        self.conf.write_text(TMUX_CONF)
+
+    def tmux(self, *args: str) -> str:
+        done = subprocess.run(
+            ["tmux", "-S", str(self.socket), "-f", str(self.conf), *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        return done.stdout
+
+    def start(self, command: str) -> None:
+        self.tmux("new-session", "-d", "-s", "demo", "-x", "100", "-y", "30", command)
+
+    def text(self) -> str:
+        return self.tmux("capture-pane", "-p", "-t", "demo", "-S", "-200")
+
+    def keys(self, *keys: str, literal: bool = False) -> None:
+        self.tmux("send-keys", "-t", "demo", *(["-l"] if literal else []), *keys)
+
+    def wait_for(self, pattern: str, timeout: float = 60.0) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.text()
+            found = re.search(pattern, text)
+            if found:
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {pattern!r} within {timeout:g}s; the pane shows:\n{text}")
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        subprocess.run(
+            ["tmux", "-S", str(self.socket), "kill-server"], capture_output=True, check=False
+        )
+
+
+def processes_under(directory: Path) -> list[str]:
+    """Live processes whose command line or working directory is inside `directory`."""
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "cwd", "status"]):
+        try:
+            if proc.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            text = " ".join(proc.info["cmdline"] or []) + " " + (proc.info["cwd"] or "")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        if str(directory) in text:
+            found.append(f"{proc.pid} {text[:120]}")
+    return found
+
+
+def demo_command(tmpdir: Path) -> str:
+    """`cis-tui demo` with the test's isolated XDG dirs, a private TMPDIR (where the demo puts
+    its sandbox), and the terminal an SSH session into tmux usually has: 256 colours, no
+    COLORTERM."""
+    if not CIS_TUI.exists():
+        pytest.skip(f"the cis-tui console script is not installed ({CIS_TUI}); pip install -e .")
+    env = {k: v for k, v in os.environ.items() if k.startswith("XDG_")}
+    env["TMPDIR"] = str(tmpdir)
+    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    unset = "-u COLORTERM -u COLUMNS -u LINES"  # the size comes from the terminal itself
+    return f"env {unset} TERM=screen-256color {exports} {CIS_TUI} demo; echo EXIT=$?"
+
+
+def demo_pid(tmpdir: Path) -> int:
+    """The demo's own process (the one whose TMPDIR is ours)."""
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            cmdline = proc.info["cmdline"] or []
+            is_demo = any(a.endswith("cis-tui") for a in cmdline[:2]) and "demo" in cmdline
+            if is_demo and proc.environ().get("TMPDIR") == str(tmpdir):
+                return proc.pid
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    raise LookupError("no cis-tui demo process")
+
+
+def assert_cleaned_up(tmpdir: Path) -> None:
+    deadline = time.monotonic() + 30
+    while (processes_under(tmpdir) or list(tmpdir.iterdir())) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_under(tmpdir) == [], "the demo left processes behind"
+    assert list(tmpdir.iterdir()) == [], "the demo left its sandbox behind"
+
+
+def test_demo_select_apply_restore_quit(tmp_path):
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    command = demo_command(tmpdir)
+    pane = Pane(tmp_path)
+    try:
+        pane.start(command)
+        pane.wait_for(r"\d+/92 checks", timeout=90)
+        assert re.search(r"FAIL\s+1\.4\.1", pane.text())
+
+        pane.keys("/")
+        pane.keys("1.4.1", literal=True)
+        pane.keys("Enter")
+        pane.wait_for(r"\b1/92 checks · all · search “1\.4\.1”")
+        pane.keys("Space")
+        pane.wait_for(r"1 selected")
+        pane.keys("p")
+        pane.wait_for(r"Plan: fixes 1\.4\.1 in 1 file; restarts")
+        assert "+    - --profiling=false" in pane.text()
+
+        pane.keys("a")
+        pane.wait_for(r"Apply this plan\?")
+        pane.keys("y")
+        pane.wait_for(r"committed: 1 committed", timeout=120)
+        pane.wait_for(r"now: 1\.4\.1 PASS")
+        pane.keys("Enter")
+        pane.wait_for(r"PASS\s+1\.4\.1")
+
+        pane.keys("b")
+        pane.wait_for(r"1 backup in")
+        pane.keys("r")
+        pane.wait_for(r"Restore this backup\?")
+        pane.keys("y")
+        pane.wait_for(r"committed: 1 committed", timeout=120)
+        pane.wait_for(r"now: 1\.4\.1 FAIL")
+        pane.keys("Enter")
+        pane.wait_for(r"restored")
+        pane.keys("Escape")
+        pane.wait_for(r"FAIL\s+1\.4\.1")
+
+        pane.keys("q")
+        pane.wait_for(r"EXIT=0", timeout=60)
+        assert re.search(r"sandbox node in \S+", pane.text())
+    finally:
+        pane.kill()
+    assert_cleaned_up(tmpdir)
+
+
+def test_demo_hangup_cleans_up(tmp_path):
+    """Closing the terminal (SIGHUP, like a dropped SSH session) removes the sandbox."""
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    pane = Pane(tmp_path)
+    try:
+        pane.start(demo_command(tmpdir))
+        pane.wait_for(r"\d+/92 checks", timeout=90)
+        assert list(tmpdir.iterdir()), "the sandbox lives in TMPDIR while the demo runs"
+        pane.tmux("kill-session", "-t", "demo")
+        assert_cleaned_up(tmpdir)
+    finally:
+        pane.kill()
+
+
+def test_demo_sigterm_during_the_gate_rolls_back_then_cleans_up(tmp_path):
+    """SIGTERM while the health gate runs: the change is rolled back, then everything goes."""
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    pane = Pane(tmp_path)
+    try:
+        pane.start(demo_command(tmpdir))
+        pane.wait_for(r"\d+/92 checks", timeout=90)
+        pane.keys("/")
+        pane.keys("1.4.1", literal=True)
+        pane.keys("Enter")
+        pane.wait_for(r"\b1/92 checks")
+        pane.keys("p")
+        pane.wait_for(r"Plan: fixes 1\.4\.1")
+        pane.keys("a")
+        pane.wait_for(r"Apply this plan\?")
+        pane.keys("y")
+        pane.wait_for(r"… health", timeout=60)
+        os.kill(demo_pid(tmpdir), signal.SIGTERM)
+        pane.wait_for(r"EXIT=1", timeout=90)  # cancelled and rolled back: exit 1
+    finally:
+        pane.kill()
+    assert_cleaned_up(tmpdir)
+    log = Path(os.environ["XDG_STATE_HOME"]) / "cis-tui" / "log" / "events.jsonl"
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    outcomes = [e["outcome"] for e in events if e["kind"] == "outcome"]
+    assert outcomes == ["rolled-back"], outcomes
