@@ -405,6 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_globals(parser, suppress=False)
     parser.add_argument("--version", action="version", version=f"cis-tui {__version__}")
+    parser.add_argument(
+        "--no-mouse", action="store_true", help="wizard: leave the mouse to the terminal"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     scan = sub.add_parser("scan", help="audit the node and list check results")
@@ -503,14 +506,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     tui = sub.add_parser("tui", help="the interactive wizard (the default command)")
     _add_globals(tui, suppress=True)
-    tui.add_argument("--no-mouse", action="store_true", help="leave the mouse to the terminal")
+    tui.add_argument(
+        "--no-mouse",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="leave the mouse to the terminal",
+    )
     tui.set_defaults(handler=cmd_tui)
 
     from cis_tui.sandbox import SCENARIOS
 
     demo = sub.add_parser("demo", help="try everything on a built-in sandbox node")
     demo.add_argument("--scenario", default="default", choices=SCENARIOS)
-    demo.add_argument("--no-mouse", action="store_true", help="leave the mouse to the terminal")
+    demo.add_argument(
+        "--no-mouse",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="leave the mouse to the terminal",
+    )
     demo.set_defaults(handler=cmd_demo)
 
     sandbox = sub.add_parser(
@@ -539,7 +552,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:  # no command: the wizard
-        args.no_mouse = False
         handler = cmd_tui
     try:
         return handler(args)
