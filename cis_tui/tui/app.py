@@ -129,11 +129,15 @@ class CisTuiApp(App[int]):
             loop.remove_signal_handler(sig)
             signal.signal(sig, handler)
 
+    def _apply_screen_open(self) -> bool:
+        """Whether the apply screen is on the stack (popped screens keep is_mounted a while)."""
+        return self.apply_screen is not None and self.apply_screen in self.screen_stack
+
     def _on_signal(self, signum: int) -> None:
         """SIGTERM/SIGHUP (a dropped SSH session): finish or roll back, then exit."""
         if self.runner.cancel():
             self._exit_after_job = True
-            if self.apply_screen is not None and self.apply_screen.is_mounted:
+            if self._apply_screen_open():
                 self.apply_screen.cancelling()
         elif not self.runner.busy:
             self.exit(self.exit_code)
@@ -154,7 +158,7 @@ class CisTuiApp(App[int]):
     def on_scan_done(self, message: ScanDone) -> None:
         self.results = list(message.results)
         self.checks_screen.show_results(message.results, message.live)
-        if self.apply_screen is not None and self.apply_screen.is_mounted:
+        if self._apply_screen_open():
             self.apply_screen.show_statuses(message.results, self._job_checks)
 
     def on_scan_failed(self, message: ScanFailed) -> None:
@@ -231,7 +235,7 @@ class CisTuiApp(App[int]):
             self._start(ApplyScreen(recover_job(len(pending))), ())
 
     def on_engine_event(self, message: EngineEvent) -> None:
-        if self.apply_screen is not None and self.apply_screen.is_mounted:
+        if self._apply_screen_open():
             self.apply_screen.record(message.event)
 
     def on_engine_done(self, message: EngineDone) -> None:
@@ -242,7 +246,7 @@ class CisTuiApp(App[int]):
         ) or (isinstance(result, list) and any(not r.ok for r in result))
         if critical:
             self.exit_code = EXIT_CRITICAL
-        if self.apply_screen is not None and self.apply_screen.is_mounted:
+        if self._apply_screen_open():
             self.apply_screen.finish(result)
         self.rescan()
         if self._exit_after_job:  # a signal asked to stop: report how the job ended
@@ -250,7 +254,7 @@ class CisTuiApp(App[int]):
             self.exit(max(self.exit_code, job_code))
 
     def on_engine_failed(self, message: EngineFailed) -> None:
-        if self.apply_screen is not None and self.apply_screen.is_mounted:
+        if self._apply_screen_open():
             self.apply_screen.failed(message.error)
         else:
             self.notify(message.error, markup=False, title="Failed", severity="error")
