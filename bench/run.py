@@ -202,13 +202,10 @@ def main() -> int:
     rows.append(("tui start: cis-tui checks table", f"{tui['tui_start_ms']:.0f} ms", ""))
     rows.append(("tui start: bare Textual table app", f"{tui['bare_start_ms']:.0f} ms", ""))
     rows.append(("tui_start_ratio", f"{tui['tui_start_ratio']:.2f}", "<= 1.5"))
-    rows.append(
-        (
-            "tui_key_latency_ms_p95 (during a gate)",
-            f"{tui['tui_key_latency_ms_p95']:.1f} ms",
-            "<= 50",
-        )
-    )
+    key = tui["tui_key_latency_ms_p95"]
+    rows.append(("tui_key_latency_ms_p95 (tab, during a gate)", f"{key:.1f} ms", "<= 50"))
+    key_help = tui["help_key_latency_ms_p95"]
+    rows.append(("key latency p95, F1 opens help, during a gate", f"{key_help:.1f} ms", ""))
     rows.append(("peak_rss_mb (TUI session)", f"{tui['peak_rss_mb']:.0f} MB", "<= 100"))
 
     width = max(len(r[0]) for r in rows)

@@ -6,11 +6,13 @@ import json
 import shutil
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cis_tui.audit.evaluate import STATUS_ORDER, Result, Status, summarize
 from cis_tui.layout import Settings
-from cis_tui.remediate.plan import Plan
+
+if TYPE_CHECKING:
+    from cis_tui.remediate.plan import Plan
 
 JSON_SCHEMA_VERSION = 1
 

@@ -16,11 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml.error import YAMLError
-
 from cis_tui.audit.flags import ParsedArgs, parse_args
 from cis_tui.audit.processes import LiveProcess, find_processes
-from cis_tui.audit.yamlcache import load_all_cached
+from cis_tui.audit.yamlcache import YamlSyntaxError, load_all_cached
 from cis_tui.layout import STATIC_COMPONENTS, Layout, Settings
 
 MAX_FILE_BYTES = 1 << 20
@@ -126,11 +124,9 @@ def load_yaml_document(text: str, path: Path, what: str) -> Any:
     """Exactly one YAML document, safely loaded."""
     try:
         docs = [d for d in load_all_cached(text) if d is not None]
-    except YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or type(exc).__name__
-        raise InputError(path, f"malformed YAML{where}: {problem}") from None
+    except YamlSyntaxError as exc:
+        where = f" at line {exc.line}" if exc.line is not None else ""
+        raise InputError(path, f"malformed YAML{where}: {exc.problem}") from None
     if len(docs) != 1:
         raise InputError(path, f"{what} must hold exactly one YAML document, found {len(docs)}")
     return docs[0]

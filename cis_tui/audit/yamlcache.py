@@ -14,10 +14,30 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from ruamel.yaml import YAML
 
 _MAX_ENTRIES = 256
-_yaml = YAML(typ="safe", pure=False)
+
+
+class YamlSyntaxError(ValueError):
+    """The text is not valid YAML: `problem` and the 1-based `line` (when known)."""
+
+    def __init__(self, problem: str, line: int | None) -> None:
+        self.problem = problem
+        self.line = line
+        super().__init__(problem)
+
+
+def _parse(text: str) -> list[Any]:
+    # Imported on a cache miss only: ruamel.yaml takes ~60 ms to import.
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        return list(YAML(typ="safe", pure=False).load_all(text))
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise YamlSyntaxError(str(problem), mark.line + 1 if mark is not None else None) from None
 
 
 def _cache_dir() -> Path:
@@ -25,14 +45,14 @@ def _cache_dir() -> Path:
 
 
 def load_all_cached(text: str) -> list[Any]:
-    """Every document of `text` (YAMLError propagates), through the checksum cache."""
+    """Every document of `text` (YamlSyntaxError when malformed), through the checksum cache."""
     key = hashlib.sha256(text.encode()).hexdigest()
     path = _cache_dir() / f"{key}.json"
     try:
         return list(json.loads(path.read_bytes()))
     except (OSError, ValueError):
         pass
-    docs = list(_yaml.load_all(text))
+    docs = _parse(text)
     try:
         payload = json.dumps(docs)
     except (TypeError, ValueError):

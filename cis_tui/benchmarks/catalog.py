@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 
 from cis_tui.errors import UserError
 
@@ -285,6 +283,9 @@ def _read_data(benchmark: str, raw: bytes) -> dict[str, Any]:
         return dict(json.loads(cache.read_bytes()))
     except (OSError, ValueError):
         pass
+    from ruamel.yaml import YAML  # only on a cache miss: it is slow to import
+    from ruamel.yaml.error import YAMLError
+
     try:
         data = _plain(YAML(typ="safe", pure=False).load(raw.decode("utf-8")))
     except YAMLError as exc:  # pragma: no cover - a packaging bug

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
 from types import FrameType
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
@@ -27,10 +27,8 @@ from cis_tui.engine.backups import Backup
 from cis_tui.engine.events import Outcome
 from cis_tui.engine.journal import Journal, OpenTransaction
 from cis_tui.engine.lock import node_lock
-from cis_tui.engine.transaction import ApplyResult
 from cis_tui.errors import NodeLocked
 from cis_tui.layout import Settings
-from cis_tui.remediate.plan import Plan
 from cis_tui.tui.display import NodePaths
 from cis_tui.tui.engine_runner import EngineRunner, apply_job, recover_job, restore_job
 from cis_tui.tui.messages import EngineDone, EngineEvent, EngineFailed, ScanDone, ScanFailed
@@ -38,8 +36,10 @@ from cis_tui.tui.screens.apply import ApplyScreen
 from cis_tui.tui.screens.backups import BackupsScreen
 from cis_tui.tui.screens.checks import ChecksScreen
 from cis_tui.tui.screens.help import HelpScreen, bindings_of, key_list
-from cis_tui.tui.screens.plan import PlanScreen
 from cis_tui.tui.screens.recovery import RecoveryScreen
+
+if TYPE_CHECKING:
+    from cis_tui.remediate.plan import Plan
 
 EXIT_CRITICAL = 3
 
@@ -166,6 +166,8 @@ class CisTuiApp(App[int]):
 
     # -- navigation ------------------------------------------------------------------------
     def open_plan(self, check_ids: Sequence[str]) -> None:
+        from cis_tui.tui.screens.plan import PlanScreen
+
         self.push_screen(PlanScreen(check_ids))
 
     def open_backups(self) -> None:
@@ -222,6 +224,8 @@ class CisTuiApp(App[int]):
         self.push_screen(screen)
 
     def start_apply(self, plan: Plan) -> None:
+        from cis_tui.tui.screens.plan import PlanScreen
+
         if isinstance(self.screen, PlanScreen):
             self.pop_screen()
         self._start(ApplyScreen(apply_job(plan)), plan.checks)
@@ -239,6 +243,8 @@ class CisTuiApp(App[int]):
             self.apply_screen.record(message.event)
 
     def on_engine_done(self, message: EngineDone) -> None:
+        from cis_tui.engine.transaction import ApplyResult
+
         result = message.result
         critical = (
             isinstance(result, ApplyResult)

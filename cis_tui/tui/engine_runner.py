@@ -17,17 +17,16 @@ from typing import IO, TYPE_CHECKING
 from textual.worker import Worker, WorkerState
 
 from cis_tui.engine.events import Event
-from cis_tui.engine.restore import recover, restore
-from cis_tui.engine.transaction import Engine
 from cis_tui.errors import NodeLocked, UserError
-from cis_tui.remediate.plan import FilePlan, Plan
 from cis_tui.tui.messages import EngineDone, EngineEvent, EngineFailed
 
 if TYPE_CHECKING:
     from textual.app import App
 
     from cis_tui.benchmarks.catalog import Catalog
+    from cis_tui.engine.transaction import Engine
     from cis_tui.layout import Settings
+    from cis_tui.remediate.plan import FilePlan, Plan
 
 
 @dataclass(frozen=True)
@@ -40,6 +39,18 @@ class EngineJob:
     files: tuple[FilePlan, ...] = ()
 
 
+async def _restore(engine: Engine, backup_id: str) -> object:
+    from cis_tui.engine.restore import restore
+
+    return await restore(engine, backup_id)
+
+
+async def _recover(engine: Engine) -> object:
+    from cis_tui.engine.restore import recover
+
+    return await recover(engine)
+
+
 def apply_job(plan: Plan) -> EngineJob:
     count = len(plan.files)
     title = f"Applying {count} file change{'s' if count != 1 else ''} for {', '.join(plan.checks)}"
@@ -48,13 +59,13 @@ def apply_job(plan: Plan) -> EngineJob:
 
 def restore_job(backup_id: str, what: str) -> EngineJob:
     return EngineJob(
-        "restore", f"Restoring {what} from backup {backup_id}", lambda e: restore(e, backup_id)
+        "restore", f"Restoring {what} from backup {backup_id}", lambda e: _restore(e, backup_id)
     )
 
 
 def recover_job(count: int) -> EngineJob:
     title = f"Recovering {count} unfinished transaction{'s' if count != 1 else ''}"
-    return EngineJob("recover", title, recover)
+    return EngineJob("recover", title, _recover)
 
 
 class EventLog:
@@ -124,6 +135,8 @@ class EngineRunner:
     def start(self, job: EngineJob) -> None:
         if self.busy:
             raise RuntimeError("an engine job is already running")
+        from cis_tui.engine.transaction import Engine
+
         self.engine = Engine(
             self.settings,
             self.catalog,

@@ -125,3 +125,15 @@ def pin_backups(state_dir: Path) -> list[str]:
 
 def backups_of(settings: Settings) -> list:
     return BackupStore(settings.state_dir, settings.layout).list()
+
+
+async def press_into(pilot: Pilot, key: str, screen: str, *then: str) -> None:
+    """Press a key that opens a screen, wait until it is active, then press the rest there
+    (keys pressed before the switch completes would reach the screen below)."""
+    await pilot.press(key)
+    await wait_until(
+        pilot, lambda: type(pilot.app.screen).__name__ == screen, what=f"{screen} to open"
+    )
+    await pilot.pause()
+    if then:
+        await pilot.press(*then)

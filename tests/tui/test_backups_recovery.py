@@ -16,7 +16,7 @@ from cis_tui.tui.screens.prompt import NumberPrompt
 from cis_tui.tui.screens.recovery import RecoveryScreen
 from cis_tui.tui.widgets.backup_table import BackupTable
 from cis_tui.tui.widgets.diff_view import DiffView
-from tests.tui.conftest import backups_of, screen_text, settle, wait_until
+from tests.tui.conftest import backups_of, press_into, screen_text, settle, wait_until
 
 SCHEDULER = "etc/kubernetes/manifests/kube-scheduler.yaml"
 APISERVER = "etc/kubernetes/manifests/kube-apiserver.yaml"
@@ -76,7 +76,7 @@ async def test_prune_asks_how_many_to_keep(make_app, offline_settings):
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        await pilot.press("b", "P")
+        await press_into(pilot, "b", "BackupsScreen", "P")
         await pilot.pause()
         prompt = app.screen
         assert isinstance(prompt, NumberPrompt)
@@ -155,7 +155,7 @@ async def test_tampered_backup_is_refused_in_the_diff(make_app, tree, offline_se
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        await pilot.press("b", "d")
+        await press_into(pilot, "b", "BackupsScreen", "d")
         await pilot.pause()
         messages = [str(n.message) for n in app._notifications]
         assert any("does not match its recorded sha256" in m for m in messages), messages

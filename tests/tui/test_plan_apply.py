@@ -14,7 +14,7 @@ from cis_tui.tui.screens.confirm import ConfirmScreen
 from cis_tui.tui.screens.plan import PlanScreen
 from cis_tui.tui.widgets.file_plan import FilePlanView
 from cis_tui.tui.widgets.param_field import ParamField
-from tests.tui.conftest import screen_text, select_checks, settle, wait_until
+from tests.tui.conftest import press_into, screen_text, select_checks, settle, wait_until
 
 APISERVER = "etc/kubernetes/manifests/kube-apiserver.yaml"
 SCHEDULER = "etc/kubernetes/manifests/kube-scheduler.yaml"
@@ -96,7 +96,7 @@ async def test_parameters_are_validated_and_replan(make_app, tree):
 
         field.input.value = "60"
         await wait_until(pilot, lambda: "--audit-log-maxage=60" in screen_text(app), what="replan")
-        await pilot.press("a", "y")
+        await press_into(pilot, "a", "ConfirmScreen", "y")
         await wait_until(pilot, lambda: not app.runner.busy, what="the apply")
         assert "--audit-log-maxage=60" in (tree / APISERVER).read_text()
 
@@ -130,7 +130,7 @@ async def test_failed_audit_rolls_back(make_app, tree, monkeypatch):
         await select_checks(pilot, "1.4.1")
         await pilot.press("p")
         await settle(pilot)
-        await pilot.press("a", "y")
+        await press_into(pilot, "a", "ConfirmScreen", "y")
         await wait_until(pilot, lambda: not app.runner.busy, what="the rollback")
         await settle(pilot)
         screen = app.screen

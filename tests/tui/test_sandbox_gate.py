@@ -14,7 +14,7 @@ from cis_tui.tui.app import CisTuiApp
 from cis_tui.tui.screens.apply import ApplyScreen
 from cis_tui.tui.screens.help import HelpScreen
 from cis_tui.tui.widgets.param_field import ParamField
-from tests.tui.conftest import screen_text, select_checks, settle, wait_until
+from tests.tui.conftest import press_into, screen_text, select_checks, settle, wait_until
 
 #: A shorter stability window than the 5 s default keeps these tests quick.
 FAST_HEALTH = "\n[health]\nstable_successes = 2\nstable_seconds = 1.0\n"
@@ -46,7 +46,7 @@ async def plan_and_apply(pilot, *ids: str) -> ApplyScreen:
     await select_checks(pilot, *ids)
     await pilot.press("p")
     await settle(pilot)
-    await pilot.press("a", "y")
+    await press_into(pilot, "a", "ConfirmScreen", "y")
     await wait_until(pilot, lambda: isinstance(pilot.app.screen, ApplyScreen), what="apply")
     return pilot.app.screen
 
@@ -120,7 +120,7 @@ async def test_a_flag_the_component_refuses_is_rolled_back(live_app):
             return plan is not None and "/nonexistent/ca.crt" in (plan.files[0].new_text or "")
 
         await wait_until(pilot, replanned, what="the replan")
-        await pilot.press("a", "y")
+        await press_into(pilot, "a", "ConfirmScreen", "y")
         await wait_until(pilot, lambda: app.runner.busy, what="the apply")
         await wait_until(pilot, lambda: not app.runner.busy, timeout=60, what="the rollback")
         await settle(pilot)

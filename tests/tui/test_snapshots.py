@@ -15,7 +15,7 @@ from cis_tui.engine.events import Event, Kind, Outcome, Step
 from cis_tui.remediate.plan import build_plan
 from cis_tui.tui.engine_runner import apply_job
 from cis_tui.tui.screens.apply import ApplyScreen
-from tests.tui.conftest import as_root, pin_backups, select_checks, settle
+from tests.tui.conftest import as_root, pin_backups, select_checks, settle, wait_until
 from tests.tui.test_backups_recovery import apply_offline
 
 pytestmark = as_root
@@ -153,7 +153,10 @@ def with_backups(offline_settings):
 def test_backups_screen_with_diff(snap_compare, make_app, with_backups):
     async def run_before(pilot):
         await settle(pilot)
-        await pilot.press("b", "down", "d")
+        await pilot.press("b")
+        await wait_until(pilot, lambda: type(pilot.app.screen).__name__ == "BackupsScreen")
+        await pilot.pause()
+        await pilot.press("down", "d")
         await pilot.pause()
 
     assert snap_compare(make_app(), run_before=run_before, terminal_size=SIZE)

@@ -14,13 +14,13 @@ from textual.widgets import Footer, Header, Log, Static
 
 from cis_tui.audit.evaluate import Result
 from cis_tui.engine.events import Event, Kind, Outcome, Step
-from cis_tui.engine.restore import Recovered
-from cis_tui.engine.transaction import ApplyResult
 from cis_tui.tui.display import STATUS_STYLE, outcome_content
 from cis_tui.tui.engine_runner import EngineJob
 from cis_tui.tui.widgets.file_progress import FileProgress
 
 if TYPE_CHECKING:
+    from cis_tui.engine.restore import Recovered
+    from cis_tui.engine.transaction import ApplyResult
     from cis_tui.tui.app import CisTuiApp
 
 LOG_LINES = 1000
@@ -153,6 +153,8 @@ class ApplyScreen(Screen[None]):
     def finish(self, result: object) -> None:
         """The job ended: show the overall outcome."""
         self.running = False
+        from cis_tui.engine.transaction import ApplyResult
+
         if isinstance(result, ApplyResult):
             self.final = self._apply_outcome(result)
         elif isinstance(result, list):

@@ -15,7 +15,6 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from cis_tui.engine.backups import Backup, BackupStore
 from cis_tui.errors import UserError
-from cis_tui.remediate.edits import unified_diff
 from cis_tui.tui.display import NodePaths, short_time
 from cis_tui.tui.screens.confirm import ConfirmScreen
 from cis_tui.tui.screens.prompt import NumberPrompt
@@ -66,6 +65,8 @@ def backup_diff(store: BackupStore, backup: Backup) -> str:
         current = Path(backup.path).read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         current = ""
+    from cis_tui.remediate.edits import unified_diff
+
     return unified_diff(old, current, backup.path)
 
 
