@@ -199,7 +199,8 @@ def main() -> int:
     sys.path.insert(0, str(REPO))
     from bench.run import sandbox
 
-    with sandbox({}, 1.0) as run:
+    # the default 5 s stability window: a gate long enough for many key presses
+    with sandbox({}, 5.0) as run:
         config = str(run.config)
         spawn("--child", "cis", "--config", config)  # warm the caches a real node has
         bare, cis = [], []

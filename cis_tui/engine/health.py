@@ -89,6 +89,10 @@ class Prober:
         self.client_key = client_key
         self._clients: dict[tuple[bool, bool], httpx.AsyncClient] = {}
         self.unverified_used = False
+        # Endpoints whose certificate does not chain to the CA (loopback only), and those that
+        # want a client certificate: learnt once per gate, not re-tried on every poll.
+        self._unverified: set[str] = set()
+        self._needs_cert: set[str] = set()
 
     def _context(self, verify: bool, with_cert: bool) -> ssl.SSLContext:
         if verify:
@@ -121,10 +125,12 @@ class Prober:
     async def probe(self, endpoint: Endpoint) -> ProbeResult:
         start = time.perf_counter()
         tls = "none" if endpoint.scheme == "HTTP" else "verified"
-        with_cert = False
+        if tls == "verified" and endpoint.url in self._unverified:
+            tls = "unverified"
+        with_cert = endpoint.url in self._needs_cert
         try:
             try:
-                response = await self._client(tls == "verified", False).get(endpoint.url)
+                response = await self._client(tls == "verified", with_cert).get(endpoint.url)
             except httpx.ConnectError as exc:
                 if tls != "verified" or not _is_verify_error(exc):
                     raise
@@ -137,9 +143,11 @@ class Prober:
                     )
                 tls = "unverified"
                 self.unverified_used = True
-                response = await self._client(False, False).get(endpoint.url)
-            if response.status_code in (401, 403) and self.client_cert:
+                self._unverified.add(endpoint.url)
+                response = await self._client(False, with_cert).get(endpoint.url)
+            if response.status_code in (401, 403) and self.client_cert and not with_cert:
                 with_cert = True
+                self._needs_cert.add(endpoint.url)
                 response = await self._client(tls == "verified", True).get(endpoint.url)
             ok = 200 <= response.status_code < 300
             detail = str(response.status_code)

@@ -49,6 +49,7 @@ class ApplyScreen(Screen[None]):
         self.running = True
         self.started = 0.0
         self.status = "starting"
+        self._pending_lines: list[str] = []
         self.final: Content | None = None
 
     @property
@@ -75,6 +76,8 @@ class ApplyScreen(Screen[None]):
         self.started = self.cis_app.clock()
         self._set_status("running")
         self.set_interval(0.5, self._tick)
+        # Every Log write is a relayout (its virtual size grows): lines are written in batches.
+        self.set_interval(0.5, self.flush_log)
         if self.autostart:
             self.cis_app.runner.start(self.job)
 
@@ -87,6 +90,8 @@ class ApplyScreen(Screen[None]):
             self._set_status(self.status)
 
     def _set_status(self, status: str) -> None:
+        # Only a new status (or the final message) can change the line's height.
+        relayout = status != self.status or self.final is not None
         self.status = status
         if self.final is not None:
             line = self.final
@@ -97,10 +102,15 @@ class ApplyScreen(Screen[None]):
                 (f"  · elapsed {self._elapsed():.0f} s", "$text-muted"),
                 ("  · x cancels (rolls back)", "$text-muted"),
             )
-        self.query_one("#apply-status", Static).update(line)
+        self.query_one("#apply-status", Static).update(line, layout=relayout)
 
     def write(self, text: str) -> None:
-        self.query_one(Log).write_line(f"{self._elapsed():6.1f}s  {self.cis_app.paths.show(text)}")
+        self._pending_lines.append(f"{self._elapsed():6.1f}s  {self.cis_app.paths.show(text)}")
+
+    def flush_log(self) -> None:
+        if self._pending_lines:
+            lines, self._pending_lines = self._pending_lines, []
+            self.query_one(Log).write_lines(lines)
 
     # -- engine events ---------------------------------------------------------------------
     def record(self, event: Event) -> None:
@@ -152,6 +162,7 @@ class ApplyScreen(Screen[None]):
 
     def finish(self, result: object) -> None:
         """The job ended: show the overall outcome."""
+        self.flush_log()
         self.running = False
         from cis_tui.engine.transaction import ApplyResult
 
@@ -168,6 +179,7 @@ class ApplyScreen(Screen[None]):
         self.running = False
         self.final = Content.assemble(("failed: ", "bold $text-error"), error, "; nothing changed")
         self.write(f"failed: {error}")
+        self.flush_log()
         self._set_status("failed")
         self.refresh_bindings()
 

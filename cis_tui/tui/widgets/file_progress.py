@@ -53,7 +53,7 @@ class FileProgress(Vertical):
     FileProgress > Horizontal { height: auto; display: none; }
     FileProgress.-gating > Horizontal { display: block; }
     FileProgress ProgressBar { width: 34; }
-    FileProgress .gate-info { width: 1fr; color: $text-muted; }
+    FileProgress .gate-info { width: 1fr; height: 1; color: $text-muted; }
     FileProgress .file-outcome { display: none; }
     FileProgress.-done .file-outcome { display: block; }
     """
@@ -67,6 +67,7 @@ class FileProgress(Vertical):
         self.outcome: str | None = None
         self.outcome_message = ""
         self.gate_event: Event | None = None
+        self._shown_steps: Content | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(self._title(), classes="file-title")
@@ -116,12 +117,16 @@ class FileProgress(Vertical):
         """Show the state (events can arrive before a new section is composed)."""
         if not self.is_mounted or not self.children:
             return
-        self.query_one(".file-steps", Static).update(self._steps())
+        steps = self._steps()
+        if steps != self._shown_steps:  # a relayout only when a step changed state
+            self._shown_steps = steps
+            self.query_one(".file-steps", Static).update(steps)
         event = self.gate_event
         if event is not None and event.elapsed is not None and event.timeout is not None:
             self.add_class("-gating")
             self.query_one(ProgressBar).update(total=event.timeout, progress=event.elapsed)
-            self.query_one(".gate-info", Static).update(Content(_gate_info(event)))
+            # one line of fixed height: no relayout of the screen for every probe
+            self.query_one(".gate-info", Static).update(Content(_gate_info(event)), layout=False)
         if self.outcome is not None:
             self.add_class("-done")
             self.query_one(".file-outcome", Static).update(
