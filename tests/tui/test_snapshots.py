@@ -102,6 +102,7 @@ def test_apply_screen_health_gate_in_progress(snap_compare, make_app, offline_se
         await pilot.pause()
         for event in gate_events(str(plan.files[0].path)):
             screen.record(event)
+        screen.flush_log()  # log lines are written in batches; show them all now
         await pilot.pause()
 
     assert snap_compare(make_app(health_gate=True), run_before=run_before, terminal_size=SIZE)
