@@ -30,16 +30,20 @@ from cis_tui.engine.lock import node_lock
 from cis_tui.errors import NodeLocked
 from cis_tui.layout import Settings
 from cis_tui.tui.display import NodePaths
-from cis_tui.tui.engine_runner import EngineRunner, apply_job, recover_job, restore_job
+from cis_tui.tui.engine_runner import (
+    EngineJob,
+    EngineRunner,
+    apply_job,
+    recover_job,
+    restore_job,
+)
 from cis_tui.tui.messages import EngineDone, EngineEvent, EngineFailed, ScanDone, ScanFailed
-from cis_tui.tui.screens.apply import ApplyScreen
-from cis_tui.tui.screens.backups import BackupsScreen
 from cis_tui.tui.screens.checks import ChecksScreen
 from cis_tui.tui.screens.help import HelpScreen, bindings_of, key_list
-from cis_tui.tui.screens.recovery import RecoveryScreen
 
 if TYPE_CHECKING:
     from cis_tui.remediate.plan import Plan
+    from cis_tui.tui.screens.apply import ApplyScreen
 
 EXIT_CRITICAL = 3
 
@@ -120,7 +124,7 @@ class CisTuiApp(App[int]):
             self.notify(f"{exc}: a change is in progress", markup=False, severity="warning")
             return
         self.push_screen(
-            RecoveryScreen(pending, self.paths), callback=partial(self._recover, pending)
+            _recovery_screen(pending, self.paths), callback=partial(self._recover, pending)
         )
 
     def on_unmount(self) -> None:
@@ -171,6 +175,8 @@ class CisTuiApp(App[int]):
         self.push_screen(PlanScreen(check_ids))
 
     def open_backups(self) -> None:
+        from cis_tui.tui.screens.backups import BackupsScreen  # loaded on first use
+
         self.push_screen(BackupsScreen())
 
     def action_help(self) -> None:
@@ -228,15 +234,15 @@ class CisTuiApp(App[int]):
 
         if isinstance(self.screen, PlanScreen):
             self.pop_screen()
-        self._start(ApplyScreen(apply_job(plan)), plan.checks)
+        self._start(_apply_screen(apply_job(plan)), plan.checks)
 
     def start_restore(self, backup: Backup) -> None:
         what = self.paths.path(backup.path) if backup.kind == "file" else "file modes and owners"
-        self._start(ApplyScreen(restore_job(backup.id, what)), backup.checks)
+        self._start(_apply_screen(restore_job(backup.id, what)), backup.checks)
 
     def _recover(self, pending: Sequence[OpenTransaction], yes: bool | None) -> None:
         if yes:
-            self._start(ApplyScreen(recover_job(len(pending))), ())
+            self._start(_apply_screen(recover_job(len(pending))), ())
 
     def on_engine_event(self, message: EngineEvent) -> None:
         if self._apply_screen_open():
@@ -293,6 +299,18 @@ class CisTuiApp(App[int]):
                     f"{binding.tooltip or binding.description} (key: {keys})",
                     partial(self.run_action, binding.action, owner),
                 )
+
+
+def _apply_screen(job: EngineJob) -> ApplyScreen:
+    from cis_tui.tui.screens.apply import ApplyScreen  # loaded on first use: a faster start
+
+    return ApplyScreen(job)
+
+
+def _recovery_screen(pending: Sequence[OpenTransaction], paths: NodePaths) -> Screen[bool]:
+    from cis_tui.tui.screens.recovery import RecoveryScreen
+
+    return RecoveryScreen(pending, paths)
 
 
 def run_tui(settings: Settings, catalog: Catalog, *, mouse: bool = True) -> int:
