@@ -54,11 +54,13 @@ def child_bare(start: float) -> float:
 def child_cis(start: float, config: str) -> float:
     from cis_tui.benchmarks.catalog import load_catalog
     from cis_tui.layout import load_settings
-    from cis_tui.tui.app import CisTuiApp
+    from cis_tui.tui.app import CisTuiApp, scan_node
     from cis_tui.tui.widgets.check_table import CheckTable
 
     settings = load_settings(config=Path(config))
-    app = CisTuiApp(settings, load_catalog(settings.benchmark))
+    catalog = load_catalog(settings.benchmark)
+    # as run_tui starts it: the first scan, then the app
+    app = CisTuiApp(settings, catalog, first_scan=scan_node(settings, catalog))
 
     async def run() -> float:
         async with app.run_test(size=SIZE) as pilot:

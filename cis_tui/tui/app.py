@@ -80,8 +80,10 @@ class CisTuiApp(App[int]):
         display_root: Path | None = None,
         handle_signals: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        first_scan: ScanDone | None = None,
     ) -> None:
         super().__init__()
+        self.first_scan = first_scan
         self.settings = settings
         self.catalog = catalog
         self.paths = NodePaths(display_root or settings.layout.root)
@@ -108,7 +110,12 @@ class CisTuiApp(App[int]):
             for sig in (signal.SIGTERM, signal.SIGHUP):
                 self._saved_handlers[sig] = signal.getsignal(sig)
                 loop.add_signal_handler(sig, self._on_signal, sig)
-        self.rescan()
+        if self.first_scan is not None:  # scanned before the app started: no worker round trip
+            # once the checks screen has composed its widgets
+            self.call_after_refresh(self.post_message, self.first_scan)
+            self.first_scan = None
+        else:
+            self.rescan()
         self._offer_recovery()
 
     def _offer_recovery(self) -> None:
@@ -313,8 +320,18 @@ def _recovery_screen(pending: Sequence[OpenTransaction], paths: NodePaths) -> Sc
     return RecoveryScreen(pending, paths)
 
 
+def scan_node(settings: Settings, catalog: Catalog) -> ScanDone:
+    """The first scan, done before the terminal is taken over (it takes milliseconds)."""
+    snap = take_snapshot(settings)
+    return ScanDone(evaluate(catalog, snap), snap.live)
+
+
 def run_tui(settings: Settings, catalog: Catalog, *, mouse: bool = True) -> int:
     """Run the wizard on a node; returns the exit code (3 after a CRITICAL outcome)."""
-    app = CisTuiApp(settings, catalog, handle_signals=True)
+    try:
+        first: ScanDone | None = scan_node(settings, catalog)
+    except Exception:  # the app's own scan then shows the error
+        first = None
+    app = CisTuiApp(settings, catalog, handle_signals=True, first_scan=first)
     code = app.run(mouse=mouse)
     return code if isinstance(code, int) else app.exit_code

@@ -139,6 +139,7 @@ def test_demo_select_apply_restore_quit(tmp_path):
         assert re.search(r"FAIL\s+1\.4\.1", pane.text())
 
         pane.keys("/")
+        pane.wait_for(r"search id or title")  # type only once the search box has the focus
         pane.keys("1.4.1", literal=True)
         pane.keys("Enter")
         pane.wait_for(r"\b1/92 checks · all · search “1\.4\.1”")
@@ -200,6 +201,7 @@ def test_demo_sigterm_during_the_gate_rolls_back_then_cleans_up(tmp_path):
         pane.start(demo_command(tmpdir))
         pane.wait_for(r"\d+/92 checks", timeout=90)
         pane.keys("/")
+        pane.wait_for(r"search id or title")  # type only once the search box has the focus
         pane.keys("1.4.1", literal=True)
         pane.keys("Enter")
         pane.wait_for(r"\b1/92 checks")
