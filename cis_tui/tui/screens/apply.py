@@ -50,6 +50,7 @@ class ApplyScreen(Screen[None]):
         self.started = 0.0
         self.status = "starting"
         self._pending_lines: list[str] = []
+        self._last_poll: dict[str, tuple[bool | None, float]] = {}
         self.final: Content | None = None
 
     @property
@@ -137,8 +138,9 @@ class ApplyScreen(Screen[None]):
             if section is not None:
                 section.gate(event)
             if kind is Kind.POLL:
-                latency = f" {event.latency_ms:.0f} ms" if event.latency_ms is not None else ""
-                self.write(f"{who}: probe {event.message}{latency}")
+                if self._poll_worth_a_line(event):
+                    latency = f" {event.latency_ms:.0f} ms" if event.latency_ms is not None else ""
+                    self.write(f"{who}: probe {event.message}{latency}")
             else:
                 self.write(f"{who}: {event.message}")
         elif kind is Kind.ROLLBACK:
@@ -155,6 +157,16 @@ class ApplyScreen(Screen[None]):
             self.write(f"{who}: {outcome.upper()}: {event.message}")
         else:
             self.write(f"{who + ': ' if who else ''}{event.message}")
+
+    def _poll_worth_a_line(self, event: Event) -> bool:
+        """A probe line when the answer changes, else one a second per endpoint (the gate line
+        above shows every poll): as the CLI prints them."""
+        key = f"{event.component} {event.data.get('url', '')}"
+        last = self._last_poll.get(key)
+        if last is not None and last[0] == event.ok and event.time - last[1] < 1.0:
+            return False
+        self._last_poll[key] = (event.ok, event.time)
+        return True
 
     def cancelling(self) -> None:
         self._set_status("cancelling: rolling back…")
