@@ -7,6 +7,7 @@ keyed by the sha256 of the text. A changed file is a new key: the cache can neve
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -57,15 +58,14 @@ def load_all_cached(text: str) -> list[Any]:
         payload = json.dumps(docs)
     except (TypeError, ValueError):
         return docs  # timestamps or binary scalars: not worth caching
-    try:
+    # A read-only home: parse every time.
+    with contextlib.suppress(OSError):
         directory = _cache_dir()
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = directory / f".{key}.{os.getpid()}"
         tmp.write_text(payload)
         os.replace(tmp, path)
         _prune(directory)
-    except OSError:
-        pass  # a read-only home: parse every time
     return docs
 
 

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
-import os
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
-import platformdirs
-
+from cis_tui.audit.yamlcache import YamlSyntaxError, load_all_cached
 from cis_tui.errors import UserError
 
 AUDIT_TYPES = {"file-mode", "file-owner", "flags", "manual", "encryption-providers"}
@@ -276,28 +271,12 @@ def _plain(node: Any) -> Any:
 
 
 def _read_data(benchmark: str, raw: bytes) -> dict[str, Any]:
-    """The parsed data file, through a JSON cache keyed by its checksum (YAML parsing is slow)."""
-    digest = hashlib.sha256(raw).hexdigest()[:16]
-    cache = Path(platformdirs.user_cache_dir("cis-tui")) / f"catalog-{benchmark}-{digest}.json"
+    """The parsed data file (through the checksum-keyed cache: YAML parsing is slow)."""
     try:
-        return dict(json.loads(cache.read_bytes()))
-    except (OSError, ValueError):
-        pass
-    from ruamel.yaml import YAML  # only on a cache miss: it is slow to import
-    from ruamel.yaml.error import YAMLError
-
-    try:
-        data = _plain(YAML(typ="safe", pure=False).load(raw.decode("utf-8")))
-    except YAMLError as exc:  # pragma: no cover - a packaging bug
+        docs = load_all_cached(raw.decode("utf-8"))
+    except YamlSyntaxError as exc:  # pragma: no cover - a packaging bug
         raise CatalogError(f"{benchmark}.yaml: {exc}") from exc
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, cache)
-    except OSError:
-        pass  # a read-only home: parse every time
-    return data
+    return dict(_plain(docs[0]))
 
 
 @functools.cache

@@ -76,7 +76,7 @@ def validate(check: Check, param: Param, value: str) -> str:
     return text
 
 
-def placeholders(layout: Layout) -> dict[str, str]:
+def layout_values(layout: Layout) -> dict[str, str]:
     """Layout paths a catalog value may name, as the node names them."""
     return {
         "pki": layout.node_path(layout.pki_dir),
@@ -88,8 +88,8 @@ def placeholders(layout: Layout) -> dict[str, str]:
 
 
 def resolve_params(check: Check, given: Mapping[str, str], layout: Layout) -> dict[str, str]:
-    """Every parameter of a check: given values, else defaults, with layout placeholders filled."""
-    marks = placeholders(layout)
+    """Every parameter of a check: given values, else defaults, with layout paths filled in."""
+    marks = layout_values(layout)
     resolved: dict[str, str] = {}
     for param in check.remediation.params:
         if param.name in given:
@@ -108,7 +108,7 @@ def fill(text: str, values: Mapping[str, str]) -> str:
 
 
 def fill_value(value: object, values: Mapping[str, str]) -> object:
-    """Fill placeholders in an edit's value (strings, and strings inside lists)."""
+    """Fill `{name}` placeholders in an edit's value (strings, and strings inside lists)."""
     if isinstance(value, str):
         filled = fill(value, values)
         return filled

@@ -26,7 +26,7 @@ from cis_tui.benchmarks.catalog import Catalog, Check, Edit
 from cis_tui.errors import UserError
 from cis_tui.layout import STATIC_COMPONENTS
 from cis_tui.remediate.edits import EditError, KubeletConfig, PodManifest, unified_diff
-from cis_tui.remediate.params import ParamValues, fill, placeholders, resolve_params
+from cis_tui.remediate.params import ParamValues, fill, layout_values, resolve_params
 from cis_tui.remediate.recipes import RECIPES, CompanionFile, RecipeContext, RecipeError
 
 #: Transaction order (DESIGN section 6): modes/owners, etcd, apiserver, kcm, scheduler, kubelet.
@@ -234,7 +234,7 @@ class _Planner:
     def add(self, check: Check) -> None:
         """Plan one check's edits; all or nothing."""
         params = resolve_params(check, self.params.get(check.id, {}), self.layout)
-        values = {**placeholders(self.layout), **params}
+        values = {**layout_values(self.layout), **params}
         stage = _Stage()
         for edit in check.remediation.edits:
             self._apply(check, edit, stage, params, values)

@@ -9,7 +9,7 @@ from textual.widgets import Static
 
 from cis_tui.audit.evaluate import Result
 from cis_tui.layout import Layout
-from cis_tui.remediate.params import fill, placeholders
+from cis_tui.remediate.params import fill, layout_values
 from cis_tui.tui.display import NodePaths, short_component, status_content
 from cis_tui.tui.filters import why_not_selectable
 
@@ -20,7 +20,7 @@ def _row(label: str, text: str, style: str = "") -> Content:
 
 def details_content(result: Result, paths: NodePaths, layout: Layout | None = None) -> Content:
     """Everything an admin reads before selecting a check, as Content."""
-    marks = placeholders(layout) if layout is not None else {}
+    marks = layout_values(layout) if layout is not None else {}
     check = result.check
     rem = check.remediation
     kind = "scored" if check.scored else "manual"
