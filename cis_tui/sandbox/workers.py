@@ -4,6 +4,7 @@ start it, wait for it to exit or for a new spec, restart it, with CrashLoopBackO
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import os
@@ -68,7 +69,7 @@ async def http_ok(probe: Probe, timeout: float = 1.0) -> bool:
             await writer.wait_closed()
 
 
-class Worker:
+class Worker(abc.ABC):
     """Keeps one container (or the kubelet service) running: start, watch, restart."""
 
     def __init__(self, agent: Agent, name: str) -> None:
@@ -79,8 +80,9 @@ class Worker:
         self.stopping = False
         self.after: asyncio.Task[None] | None = None  # the previous worker, still stopping
 
+    @abc.abstractmethod
     def make_launch(self) -> Launch:
-        raise NotImplementedError
+        """What to run now (the pod's spec, or the kubelet's command line)."""
 
     def crash_delay(self, crashes: int) -> float:
         s = self.agent.settings.agent
