@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,7 @@ from cis_tui.sandbox.paths import SandboxPaths
 
 START_TIMEOUT = 60.0  # seconds for every component to answer healthy
 STOP_TIMEOUT = 20.0
+WATCHDOG_SECONDS = 30.0  # a clean shutdown after SIGTERM/SIGHUP takes well under this
 _PR_SET_PDEATHSIG = 1
 
 
@@ -72,13 +74,47 @@ def stop_agent(run: SandboxRun) -> None:
         run.wait_no_processes(timeout=STOP_TIMEOUT)
 
 
+class Cleanup:
+    """Stops the agent and removes the sandbox; safe to call more than once, from any thread."""
+
+    def __init__(self) -> None:
+        self.run: SandboxRun | None = None
+        self.base: Path | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> None:
+        with self._lock:
+            run, self.run = self.run, None
+            if run is not None:
+                stop_agent(run)
+            if self.base is not None:
+                shutil.rmtree(self.base, ignore_errors=True)
+
+    def arm_watchdog(self, seconds: float = WATCHDOG_SECONDS) -> None:
+        """After a stop signal: if the process is still alive in `seconds` (a wedged terminal
+        shutdown after a dropped SSH session), clean up and exit anyway."""
+
+        def force() -> None:
+            self()
+            os._exit(1)
+
+        timer = threading.Timer(seconds, force)
+        timer.daemon = True
+        timer.start()
+
+
 @contextlib.contextmanager
 def sandbox_node(
-    scenario: str = "default", *, parent: Path | None = None, notice: bool = False
+    scenario: str = "default",
+    *,
+    parent: Path | None = None,
+    notice: bool = False,
+    cleanup: Cleanup | None = None,
 ) -> Iterator[Path]:
     """A running sandbox node in a new temporary directory; yields DIR/cis-tui.toml."""
     base = Path(tempfile.mkdtemp(prefix="cis-tui-demo-", dir=parent))
-    run: SandboxRun | None = None
+    cleanup = cleanup or Cleanup()
+    cleanup.base = base
     try:
         directory = base / "node"
         directory.mkdir()
@@ -88,12 +124,10 @@ def sandbox_node(
                 flush=True,
             )
         config = create_sandbox(directory, scenario)
-        run = start_agent(directory)
+        cleanup.run = start_agent(directory)
         yield config
     finally:
-        if run is not None:
-            stop_agent(run)
-        shutil.rmtree(base, ignore_errors=True)
+        cleanup()
 
 
 def _raise_stop(signum: int, frame: FrameType | None) -> None:
@@ -109,12 +143,18 @@ def run_demo(scenario: str = "default", *, mouse: bool = True) -> int:
     from cis_tui.layout import load_settings
     from cis_tui.tui.app import CisTuiApp
 
+    cleanup = Cleanup()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        cleanup.arm_watchdog()  # even if unwinding from here wedges, nothing is left behind
+        _raise_stop(signum, frame)
+
     previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
     for sig in previous:
-        signal.signal(sig, _raise_stop)
+        signal.signal(sig, stop)
     code = 1
     try:
-        with sandbox_node(scenario, notice=True) as config:
+        with sandbox_node(scenario, notice=True, cleanup=cleanup) as config:
             settings = load_settings(config=config)
             app = CisTuiApp(
                 settings,
@@ -122,6 +162,7 @@ def run_demo(scenario: str = "default", *, mouse: bool = True) -> int:
                 node_label=f"demo sandbox ({scenario}), paths inside it",
                 display_root=config.parent,
                 handle_signals=True,
+                on_signal_exit=cleanup.arm_watchdog,
             )
             result = app.run(mouse=mouse)
             code = result if isinstance(result, int) else app.exit_code

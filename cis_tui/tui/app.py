@@ -81,9 +81,12 @@ class CisTuiApp(App[int]):
         handle_signals: bool = False,
         clock: Callable[[], float] = time.monotonic,
         first_scan: ScanDone | None = None,
+        on_signal_exit: Callable[[], None] | None = None,
     ) -> None:
         super().__init__()
         self.first_scan = first_scan
+        #: Called when a signal makes the app exit (the demo arms a cleanup watchdog with it).
+        self.on_signal_exit = on_signal_exit
         self.settings = settings
         self.catalog = catalog
         self.paths = NodePaths(display_root or settings.layout.root)
@@ -144,6 +147,11 @@ class CisTuiApp(App[int]):
         """Whether the apply screen is on the stack (popped screens keep is_mounted a while)."""
         return self.apply_screen is not None and self.apply_screen in self.screen_stack
 
+    def _exit_for_signal(self, code: int) -> None:
+        if self.on_signal_exit is not None:
+            self.on_signal_exit()
+        self.exit(code)
+
     def _on_signal(self, signum: int) -> None:
         """SIGTERM/SIGHUP (a dropped SSH session): finish or roll back, then exit."""
         if self.runner.cancel():
@@ -151,7 +159,7 @@ class CisTuiApp(App[int]):
             if self._apply_screen_open():
                 self.apply_screen.cancelling()
         elif not self.runner.busy:
-            self.exit(self.exit_code)
+            self._exit_for_signal(self.exit_code)
 
     # -- scanning --------------------------------------------------------------------------
     def rescan(self) -> None:
@@ -270,7 +278,7 @@ class CisTuiApp(App[int]):
         self.rescan()
         if self._exit_after_job:  # a signal asked to stop: report how the job ended
             job_code = result.exit_code if isinstance(result, ApplyResult) else 0
-            self.exit(max(self.exit_code, job_code))
+            self._exit_for_signal(max(self.exit_code, job_code))
 
     def on_engine_failed(self, message: EngineFailed) -> None:
         if self._apply_screen_open():
@@ -278,7 +286,7 @@ class CisTuiApp(App[int]):
         else:
             self.notify(message.error, markup=False, title="Failed", severity="error")
         if self._exit_after_job:
-            self.exit(max(self.exit_code, message.exit_code))
+            self._exit_for_signal(max(self.exit_code, message.exit_code))
 
     # -- quitting and the command palette ----------------------------------------------------
     async def action_quit(self) -> None:
