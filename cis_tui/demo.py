@@ -28,7 +28,7 @@ from cis_tui.sandbox.paths import SandboxPaths
 
 START_TIMEOUT = 60.0  # seconds for every component to answer healthy
 STOP_TIMEOUT = 20.0
-WATCHDOG_SECONDS = 30.0  # a clean shutdown after SIGTERM/SIGHUP takes well under this
+WATCHDOG_SECONDS = 10.0  # a clean shutdown after SIGTERM/SIGHUP takes a few seconds
 _PR_SET_PDEATHSIG = 1
 
 
