@@ -84,7 +84,6 @@ class CisTuiApp(App[int]):
         on_signal_exit: Callable[[], None] | None = None,
     ) -> None:
         super().__init__()
-        self.first_scan = first_scan
         #: Called when a signal makes the app exit (the demo arms a cleanup watchdog with it).
         self.on_signal_exit = on_signal_exit
         self.settings = settings
@@ -95,9 +94,11 @@ class CisTuiApp(App[int]):
         self.runner = EngineRunner(self, settings, catalog, health_gate=gate, timeout=timeout)
         self.node_label = node_label or default_node_label(settings)
         self.handle_signals = handle_signals
-        self.results: list[Result] = []
+        self.results: list[Result] = list(first_scan.results) if first_scan else []
         self.exit_code = 0
-        self.checks_screen = ChecksScreen()
+        #: Given the first scan, the checks screen shows it in its first frame.
+        self.checks_screen = ChecksScreen(first_scan)
+        self._scan_at_mount = first_scan is None
         self.apply_screen: ApplyScreen | None = None
         self._job_checks: tuple[str, ...] = ()
         self._exit_after_job = False
@@ -113,11 +114,7 @@ class CisTuiApp(App[int]):
             for sig in (signal.SIGTERM, signal.SIGHUP):
                 self._saved_handlers[sig] = signal.getsignal(sig)
                 loop.add_signal_handler(sig, self._on_signal, sig)
-        if self.first_scan is not None:  # scanned before the app started: no worker round trip
-            # once the checks screen has composed its widgets
-            self.call_after_refresh(self.post_message, self.first_scan)
-            self.first_scan = None
-        else:
+        if self._scan_at_mount:
             self.rescan()
         self._offer_recovery()
 

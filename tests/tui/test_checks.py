@@ -126,3 +126,23 @@ async def test_rescan_reads_the_node_again(make_app, tree):
         await pilot.press("r")
         await settle(pilot)
         assert {r.id: r.status for r in shown(app)}["4.1.9"] is Status.PASS
+
+
+async def test_a_first_scan_is_in_the_first_frame_at_full_width(make_app, offline_settings):
+    from cis_tui.benchmarks.catalog import load_catalog
+    from cis_tui.tui.app import scan_node
+
+    first = scan_node(offline_settings, load_catalog())
+    app = make_app(first_scan=first)
+    async with app.run_test(size=(120, 30)) as pilot:
+        table = app.screen.query_one(CheckTable)
+        # no scan worker: the rows were there when the screen was first laid out
+        assert not app.workers._workers
+        assert table.row_count == 92
+        await pilot.pause()
+        widths = [column.width for column in table.ordered_columns]
+        # the title and found columns share the table's real width (a rebuild on resize
+        # would mean the first frame was laid out too narrow)
+        assert table._width == table.size.width
+        assert sum(widths) + 2 * len(widths) <= table.size.width
+        assert "check number" not in screen_text(app) and "1.1.1" in screen_text(app)

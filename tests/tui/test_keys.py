@@ -82,3 +82,30 @@ def test_the_engine_does_not_import_textual():
         "assert 'textual' not in sys.modules and 'cis_tui.tui' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+async def test_the_footer_follows_binding_changes_and_skips_needless_rebuilds(make_app):
+    from textual.widgets._footer import FooterKey
+
+    from cis_tui.tui.widgets.key_footer import KeyFooter
+
+    app = make_app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        footer = app.screen.query_one(KeyFooter)
+        keys = list(footer.query(FooterKey))
+        assert [k.action for k in keys][:2] == ["toggle", "plan"]
+        for _ in range(3):  # a bindings update that changes nothing keeps the same keys
+            app.screen.refresh_bindings()
+        await pilot.pause()
+        await pilot.pause()
+        assert list(footer.query(FooterKey)) == keys
+
+        await pilot.press("slash")  # the search box brings its own key
+        await pilot.pause()
+        await pilot.pause()
+        assert "done" in [k.action for k in footer.query(FooterKey)]
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.pause()
+        assert "done" not in [k.action for k in footer.query(FooterKey)]

@@ -10,13 +10,14 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Log, Static
+from textual.widgets import Header, Log, Static
 
 from cis_tui.audit.evaluate import Result
 from cis_tui.engine.events import Event, Kind, Outcome, Step
 from cis_tui.tui.display import STATUS_STYLE, outcome_content
 from cis_tui.tui.engine_runner import EngineJob
 from cis_tui.tui.widgets.file_progress import FileProgress
+from cis_tui.tui.widgets.key_footer import KeyFooter
 
 if TYPE_CHECKING:
     from cis_tui.engine.restore import Recovered
@@ -65,7 +66,7 @@ class ApplyScreen(Screen[None]):
             for file in self.job.files:
                 yield self._section(_label(file.path), file.component)
         yield Log(max_lines=LOG_LINES, id="apply-log")
-        yield Footer()
+        yield KeyFooter()
 
     def _section(self, label: str, component: str) -> FileProgress:
         app = self.cis_app

@@ -11,7 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from cis_tui.engine.backups import Backup, BackupStore
 from cis_tui.errors import UserError
@@ -20,6 +20,7 @@ from cis_tui.tui.screens.confirm import ConfirmScreen
 from cis_tui.tui.screens.prompt import NumberPrompt
 from cis_tui.tui.widgets.backup_table import BackupTable
 from cis_tui.tui.widgets.diff_view import DiffView
+from cis_tui.tui.widgets.key_footer import KeyFooter
 
 if TYPE_CHECKING:
     from cis_tui.tui.app import CisTuiApp
@@ -101,7 +102,7 @@ class BackupsScreen(Screen[None]):
         with VerticalScroll(id="backup-pane"):
             yield Static("", id="backup-info")
             yield DiffView(id="backup-diff")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.reload()

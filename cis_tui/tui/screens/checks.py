@@ -11,13 +11,15 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Header, Input, Static
 
 from cis_tui.audit.evaluate import Result, Status, summarize
 from cis_tui.tui.display import STATUS_STYLE, NodePaths
 from cis_tui.tui.filters import Filters, visible, why_not_selectable
+from cis_tui.tui.messages import ScanDone
 from cis_tui.tui.widgets.check_details import CheckDetails
 from cis_tui.tui.widgets.check_table import CheckTable
+from cis_tui.tui.widgets.key_footer import KeyFooter
 
 if TYPE_CHECKING:
     from cis_tui.tui.app import CisTuiApp
@@ -55,8 +57,9 @@ class ChecksScreen(Screen[None]):
         Binding("b", "backups", "Backups", tooltip="Review, diff, restore and prune backups"),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, first_scan: ScanDone | None = None) -> None:
         super().__init__(id="checks")
+        self._first_scan = first_scan
         self.results: list[Result] = []
         self.filters = Filters()
         self.selected: set[str] = set()
@@ -77,7 +80,12 @@ class ChecksScreen(Screen[None]):
         yield SearchInput(placeholder="search id or title (enter: done, esc: clear)", id="search")
         yield CheckTable(id="check-table")
         yield CheckDetails(id="details")
-        yield Footer()
+        yield KeyFooter()
+
+    def on_mount(self) -> None:
+        if self._first_scan is not None:  # scanned before the app started: rows in frame one
+            self.show_results(self._first_scan.results, self._first_scan.live)
+            self._first_scan = None
 
     @property
     def table(self) -> CheckTable:

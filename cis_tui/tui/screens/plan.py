@@ -12,7 +12,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Header, Input, Static
 from textual.worker import Worker, WorkerState
 
 from cis_tui.audit.node import take_snapshot
@@ -21,6 +21,7 @@ from cis_tui.remediate.params import ParamValues, resolve_params
 from cis_tui.remediate.plan import Plan, build_plan
 from cis_tui.tui.screens.confirm import ConfirmScreen
 from cis_tui.tui.widgets.file_plan import FilePlanView
+from cis_tui.tui.widgets.key_footer import KeyFooter
 from cis_tui.tui.widgets.param_field import ParamField
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ class PlanScreen(Screen[None]):
             yield from self._param_fields()
             yield Vertical(id="plan-files")
             yield Static("", id="plan-skipped")
-        yield Footer()
+        yield KeyFooter()
 
     def _param_fields(self) -> ComposeResult:
         layout = self.cis_app.settings.layout

@@ -33,9 +33,9 @@ class CheckTable(DataTable[Content]):
         self.paths = NodePaths()
         self._width = 0
 
-    def _widths(self) -> tuple[int, int]:
+    def _widths(self, width: int) -> tuple[int, int]:
         # Each column has one cell of padding on both sides; keep room for the scrollbar.
-        usable = max(self.size.width, 80) - 2 - 2 * (len(_FIXED) + 2) - sum(_FIXED.values())
+        usable = max(width, 80) - 2 - 2 * (len(_FIXED) + 2) - sum(_FIXED.values())
         title = max(16, usable * 11 // 20)
         return title, max(16, usable - title)
 
@@ -48,8 +48,9 @@ class CheckTable(DataTable[Content]):
         self._rebuild(current)
 
     def _rebuild(self, keep: str | None) -> None:
-        title_w, found_w = self._widths()
-        self._width = self.size.width
+        # Before the first layout the table has no size yet: it spans the screen's width.
+        self._width = self.size.width or self.app.size.width
+        title_w, found_w = self._widths(self._width)
         self.clear(columns=True)
         self.add_column("", key="sel", width=_FIXED["sel"])
         self.add_column("status", key="status", width=_FIXED["status"])
