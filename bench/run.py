@@ -156,7 +156,7 @@ def bench_gate(rounds: int, stable_seconds: float) -> dict[str, float]:
 def bench_tui(quick: bool) -> dict[str, float]:
     script = REPO / "bench" / "tui_probe.py"
     out = subprocess.run(
-        [sys.executable, str(script), "--rounds", "3" if quick else "7"],
+        [sys.executable, str(script), "--rounds", "7" if quick else "15"],
         capture_output=True,
         text=True,
         timeout=600,

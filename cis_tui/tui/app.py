@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import socket
 import time
@@ -40,6 +41,7 @@ from cis_tui.tui.engine_runner import (
 from cis_tui.tui.messages import EngineDone, EngineEvent, EngineFailed, ScanDone, ScanFailed
 from cis_tui.tui.screens.checks import ChecksScreen
 from cis_tui.tui.screens.help import HelpScreen, bindings_of, key_list
+from cis_tui.tui.textual_fixes import stop_style_cache_leak
 
 if TYPE_CHECKING:
     from cis_tui.remediate.plan import Plan
@@ -84,6 +86,7 @@ class CisTuiApp(App[int]):
         on_signal_exit: Callable[[], None] | None = None,
     ) -> None:
         super().__init__()
+        stop_style_cache_leak()
         #: Called when a signal makes the app exit (the demo arms a cleanup watchdog with it).
         self.on_signal_exit = on_signal_exit
         self.settings = settings
@@ -103,6 +106,7 @@ class CisTuiApp(App[int]):
         self._job_checks: tuple[str, ...] = ()
         self._exit_after_job = False
         self._saved_handlers: dict[signal.Signals, SignalHandler] = {}
+        self._heap_frozen = False
 
     def get_default_screen(self) -> Screen[None]:
         return self.checks_screen
@@ -117,6 +121,13 @@ class CisTuiApp(App[int]):
         if self._scan_at_mount:
             self.rescan()
         self._offer_recovery()
+        self.call_after_refresh(self._freeze_heap)
+
+    def _freeze_heap(self) -> None:
+        """Exempt what start-up built (modules, catalog, styles, the first screen) from the
+        cyclic garbage collector: a full collection over it paused the UI for 100 ms or more."""
+        gc.freeze()
+        self._heap_frozen = True
 
     def _offer_recovery(self) -> None:
         """Unfinished transactions in the journal open the recovery dialog, unless another
@@ -135,6 +146,8 @@ class CisTuiApp(App[int]):
         )
 
     def on_unmount(self) -> None:
+        if self._heap_frozen:  # collectable again, e.g. when tests run many apps in one process
+            gc.unfreeze()
         loop = asyncio.get_running_loop()
         for sig, handler in self._saved_handlers.items():
             loop.remove_signal_handler(sig)

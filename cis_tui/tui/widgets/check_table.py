@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.text import Text
 from textual.content import Content
 from textual.events import Resize
 from textual.widgets import DataTable
@@ -19,7 +20,13 @@ SELECTABLE = "○"
 _FIXED = {"sel": 1, "status": 6, "id": 6, "component": 10}
 
 
-class CheckTable(DataTable[Content]):
+def _plain(text: str) -> Text:
+    """An unstyled cell: literal text (never markup), as Rich text, which the table measures
+    and draws without the conversion a Content cell costs on every measure and paint."""
+    return Text(text, no_wrap=True, end="")
+
+
+class CheckTable(DataTable[Content | Text]):
     """A DataTable of results, keyed by check id; every cell is Content (no markup)."""
 
     DEFAULT_CSS = """
@@ -63,10 +70,10 @@ class CheckTable(DataTable[Content]):
             self.add_row(
                 self._mark(result),
                 status_content(result.status),
-                Content(result.id),
-                Content(clip(short_component(result.check.component), _FIXED["component"])),
-                Content(clip(result.check.title, title_w)),
-                Content(clip(f"{found} → {self.paths.show(result.expected)}", found_w)),
+                _plain(result.id),
+                _plain(clip(short_component(result.check.component), _FIXED["component"])),
+                _plain(clip(result.check.title, title_w)),
+                _plain(clip(f"{found} → {self.paths.show(result.expected)}", found_w)),
                 key=result.id,
             )
         if keep is not None and keep in {r.id for r in self.results}:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer
+from textual.widgets._footer import FooterKey
 
 #: What the footer shows: each shown binding's key, action, label, state and tooltip.
 KeySignature = tuple[tuple[str, str, str, bool, str], ...]
@@ -36,7 +37,12 @@ class KeyFooter(Footer):
 
     def compose(self) -> ComposeResult:
         self._shown = self._signature()
-        yield from super().compose()
+        for widget in super().compose():
+            if isinstance(widget, FooterKey) and not widget.has_class("-command-palette"):
+                # A binding's key starts compact and is then bound to this footer's (not
+                # compact) style: two restyles per key on mount. Start it as it will be.
+                widget.set_reactive(FooterKey.compact, self.compact)
+            yield widget
 
     def bindings_changed(self, screen: Screen[object]) -> None:
         self._bindings_ready = True
