@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from cis_tui.audit.flags import parse_bool, split_list, split_map
+from cis_tui.audit.flags import parse_bool, parse_duration, spec_for, split_list, split_map
 from cis_tui.audit.node import InputError, NodeSnapshot, load_yaml_document, read_text_file
 from cis_tui.benchmarks.catalog import Catalog, Check, FlagTest
 
@@ -76,10 +76,14 @@ def _config_value(config: dict[str, Any] | None, dotted: str) -> str | None:
     return str(node)
 
 
-def _same(found: str, expected: str) -> bool:
+def _same(found: str, expected: str, kind: str | None = None) -> bool:
     exp_bool = parse_bool(expected) if expected in {"true", "false"} else None
     if exp_bool is not None:
         return parse_bool(found) == exp_bool
+    if kind == "duration":  # 0, 0s and 0h0m0s are one value, as the component reads them
+        found_s, expected_s = parse_duration(found), parse_duration(expected)
+        if found_s is not None and expected_s is not None:
+            return found_s == expected_s
     try:
         return float(found) == float(expected)
     except ValueError:
@@ -100,17 +104,17 @@ def _is_loopback(value: str) -> bool:
         return False
 
 
-def _apply_op(test: FlagTest, found: str) -> bool:
-    """Whether a present value passes the test."""
+def _apply_op(test: FlagTest, found: str, kind: str | None = None) -> bool:
+    """Whether a present value passes the test (`kind`: the flag's type, e.g. duration)."""
     op, expected = test.op, test.value
     if op == "set":
         return found.strip() != ""
     if op == "unset":
         return False
     if op == "eq":
-        return _same(found, str(expected))
+        return _same(found, str(expected), kind)
     if op == "noteq":
-        return not _same(found, str(expected))
+        return not _same(found, str(expected), kind)
     if op == "gte":
         try:
             return float(found) >= float(str(expected))
@@ -158,10 +162,12 @@ class _FlagSource:
 
     def __init__(
         self,
+        component: str,
         flags: dict[str, str],
         config: dict[str, Any] | None = None,
         env: dict[str, str] | None = None,
     ) -> None:
+        self.component = component
         self.flags = flags
         self.config = config
         self.env = env or {}
@@ -186,7 +192,13 @@ class _FlagSource:
             return _Outcome(test.absent == "pass", f"{label.split(' ')[0]} absent")
         if test.op == "unset":
             return _Outcome(False, f"{label}={value}")
-        return _Outcome(_apply_op(test, value), f"{label}={value}")
+        spec = spec_for(self.component, test.flag)
+        kind = spec.type if spec else None
+        if kind == "duration" and label == test.config and parse_duration(value) == 0:
+            # The kubelet defaults a zero duration in its config file (0s idle timeout: 4h);
+            # only the command-line flag can really set zero.
+            return _Outcome(test.absent == "pass", f"{label}={value} (zero: the default)")
+        return _Outcome(_apply_op(test, value, kind), f"{label}={value}")
 
 
 def _combine(outcomes: list[_Outcome], combine: str) -> _Outcome:
@@ -205,20 +217,20 @@ def _sources(
         file_flags = snap.kubelet_flags(live=False)
         file_src = None
         if config is not None or file_flags is not None:
-            file_src = _FlagSource(file_flags.values if file_flags else {}, config)
+            file_src = _FlagSource(comp, file_flags.values if file_flags else {}, config)
         live_flags = snap.kubelet_flags(live=True)
-        live_src = _FlagSource(live_flags.values, config) if live_flags else None
+        live_src = _FlagSource(comp, live_flags.values, config) if live_flags else None
         error = str(snap.kubelet_config_error) if snap.kubelet_config_error else ""
         return file_src, live_src, error
     if comp == "kube-proxy":
         live_flags = snap.live_flags(comp)
-        return None, (_FlagSource(live_flags.values) if live_flags else None), ""
+        return None, (_FlagSource(comp, live_flags.values) if live_flags else None), ""
     manifest = snap.manifests.get(comp)
     error = str(snap.manifest_errors[comp]) if comp in snap.manifest_errors else ""
-    file_src = _FlagSource(manifest.flags.values, env=manifest.env) if manifest else None
+    file_src = _FlagSource(comp, manifest.flags.values, env=manifest.env) if manifest else None
     live_src = None
     if proc is not None:
-        live_src = _FlagSource(snap.live_flags(comp).values, env=proc.env)  # type: ignore[union-attr]
+        live_src = _FlagSource(comp, snap.live_flags(comp).values, env=proc.env)  # type: ignore[union-attr]
     return file_src, live_src, error
 
 

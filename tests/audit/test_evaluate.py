@@ -138,6 +138,31 @@ def test_kubelet_config_values(kubeadm_node):
     assert got["4.2.11"].status is Status.WARN
 
 
+@pytest.mark.parametrize(
+    ("flag", "config", "status"),
+    [
+        (None, "0s", Status.PASS),  # kubeadm's default file: zero in the file means 4h
+        (None, "0", Status.PASS),
+        (None, "5m", Status.PASS),
+        ("0", "4h", Status.WARN),  # the flag wins, and zero there is really zero
+        ("0s", "4h", Status.WARN),
+        ("0h0m0s", None, Status.WARN),
+        ("5m0s", "0s", Status.PASS),
+    ],
+)
+def test_idle_timeouts_are_durations(kubeadm_node, flag, config, status):
+    cfg = kubeadm_node / "var/lib/kubelet/config.yaml"
+    text = cfg.read_text().replace("streamingConnectionIdleTimeout: 0s\n", "")
+    if config is not None:
+        text += f"streamingConnectionIdleTimeout: {config}\n"
+    cfg.write_text(text)
+    if flag is not None:
+        env = kubeadm_node / "var/lib/kubelet/kubeadm-flags.env"
+        env.write_text(f'KUBELET_KUBEADM_ARGS="--streaming-connection-idle-timeout={flag}"\n')
+    result = verdicts(kubeadm_node, "4.2.5")["4.2.5"]
+    assert result.status is status, result.file_value  # 4.2.5 is manual: a failure is WARN
+
+
 def test_etcd_environment_variables_are_read(kubeadm_node):
     path = kubeadm_node / "etc/kubernetes/manifests/etcd.yaml"
     text = path.read_text().replace(
