@@ -12,7 +12,6 @@ import urllib.parse
 from collections.abc import Sequence
 
 from cis_tui.audit.flags import ParsedArgs
-from cis_tui.sandbox.pki import self_signed_serving
 from cis_tui.sandbox.standin import configs
 from cis_tui.sandbox.standin.common import (
     Context,
@@ -35,6 +34,7 @@ from cis_tui.sandbox.standin.serving import (
     forbidden,
     serve,
     server_context,
+    serving_files,
     unauthorized,
 )
 
@@ -256,25 +256,7 @@ def load_files(ctx: Context, p: ParsedArgs) -> TLSFiles:
     plugins = set(split(p.get("--enable-admission-plugins")))
     configs.check_admission_config(ctx, p.get("--admission-control-config-file"), plugins)
 
-    cert, key = p.get("--tls-cert-file"), p.get("--tls-private-key-file")
-    if cert and key:
-        cert_path = ctx.open_path(cert, "unable to load server certificate: ")
-        key_path = ctx.open_path(key, "unable to load server certificate: ")
-    else:  # the real one generates a self-signed pair in --cert-dir
-        pair = self_signed_serving("localhost")
-        cert_path = ctx.paths.run_dir / f".{ctx.pod}-apiserver.crt"
-        key_path = ctx.paths.run_dir / f".{ctx.pod}-apiserver.key"
-        cert_path.write_bytes(pair.cert_pem)
-        key_path.write_bytes(pair.key_pem)
-        key_path.chmod(0o600)
-    client_ca = p.get("--client-ca-file")
-    return TLSFiles(
-        cert=cert_path,
-        key=key_path,
-        client_ca=ctx.open_path(client_ca) if client_ca else None,
-        ciphers=tuple(split(p.get("--tls-cipher-suites"))),
-        min_version=p.get("--tls-min-version"),
-    )
+    return serving_files(ctx, p, "apiserver")
 
 
 def run(ctx: Context, argv: Sequence[str]) -> int:

@@ -9,7 +9,6 @@ import sys
 from collections.abc import Sequence
 
 from cis_tui.audit.flags import ParsedArgs
-from cis_tui.sandbox.pki import self_signed_serving
 from cis_tui.sandbox.standin import configs
 from cis_tui.sandbox.standin.common import (
     Context,
@@ -31,6 +30,7 @@ from cis_tui.sandbox.standin.serving import (
     forbidden,
     serve,
     server_context,
+    serving_files,
 )
 
 DEFAULT_PORTS = {"kube-controller-manager": 10257, "kube-scheduler": 10259}
@@ -84,26 +84,7 @@ def load_files(ctx: Context, component: str, p: ParsedArgs) -> TLSFiles:
             ctx.open_path(value, prefix.format(value))
     if component == "kube-scheduler" and p.get("--config"):
         configs.check_scheduler_config(ctx, p.get("--config") or "")
-    cert, key = p.get("--tls-cert-file"), p.get("--tls-private-key-file")
-    if cert and key:
-        cert_path = ctx.open_path(cert, "unable to load server certificate: ")
-        key_path = ctx.open_path(key, "unable to load server certificate: ")
-    else:
-        # No --tls-cert-file: a self-signed pair made in memory at start (--cert-dir unset).
-        pair = self_signed_serving("localhost")
-        cert_path = ctx.paths.run_dir / f".{ctx.pod}-serving.crt"
-        key_path = ctx.paths.run_dir / f".{ctx.pod}-serving.key"
-        cert_path.write_bytes(pair.cert_pem)
-        key_path.write_bytes(pair.key_pem)
-        key_path.chmod(0o600)
-    client_ca = p.get("--client-ca-file")
-    return TLSFiles(
-        cert=cert_path,
-        key=key_path,
-        client_ca=ctx.open_path(client_ca) if client_ca else None,
-        ciphers=tuple(split(p.get("--tls-cipher-suites"))),
-        min_version=p.get("--tls-min-version"),
-    )
+    return serving_files(ctx, p, "serving")
 
 
 def run(ctx: Context, component: str, argv: Sequence[str]) -> int:

@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cis_tui.audit.flags import ParsedArgs
 from cis_tui.sandbox import events as ev
-from cis_tui.sandbox.standin.common import Context, Fatal, klog
+from cis_tui.sandbox.pki import self_signed_serving
+from cis_tui.sandbox.standin.common import Context, Fatal, klog, split
 
 # -- TLS ----------------------------------------------------------------------------------
 #: Go's crypto/tls cipher suite names (secure and insecure), with OpenSSL names for TLS 1.2.
@@ -83,6 +85,31 @@ class TLSFiles:
     require_client_cert: bool = False
     ciphers: tuple[str, ...] = ()
     min_version: str | None = None
+
+
+def serving_files(ctx: Context, flags: ParsedArgs, self_signed_name: str) -> TLSFiles:
+    """The serving TLS files a control-plane component's flags name: --tls-cert-file and
+    --tls-private-key-file, or (both unset) a self-signed pair made at start, as the real ones
+    make in memory; --client-ca-file, --tls-cipher-suites and --tls-min-version."""
+    cert, key = flags.get("--tls-cert-file"), flags.get("--tls-private-key-file")
+    if cert and key:
+        cert_path = ctx.open_path(cert, "unable to load server certificate: ")
+        key_path = ctx.open_path(key, "unable to load server certificate: ")
+    else:
+        pair = self_signed_serving("localhost")
+        cert_path = ctx.paths.run_dir / f".{ctx.pod}-{self_signed_name}.crt"
+        key_path = ctx.paths.run_dir / f".{ctx.pod}-{self_signed_name}.key"
+        cert_path.write_bytes(pair.cert_pem)
+        key_path.write_bytes(pair.key_pem)
+        key_path.chmod(0o600)
+    client_ca = flags.get("--client-ca-file")
+    return TLSFiles(
+        cert=cert_path,
+        key=key_path,
+        client_ca=ctx.open_path(client_ca) if client_ca else None,
+        ciphers=tuple(split(flags.get("--tls-cipher-suites"))),
+        min_version=flags.get("--tls-min-version"),
+    )
 
 
 def server_context(tls: TLSFiles, err_prefix: str) -> ssl.SSLContext:
