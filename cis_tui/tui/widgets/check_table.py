@@ -27,7 +27,7 @@ def _plain(text: str) -> Text:
 
 
 class CheckTable(DataTable[Content | Text]):
-    """A DataTable of results, keyed by check id; every cell is Content (no markup)."""
+    """A DataTable of results, keyed by check id; cells are Content or Rich Text, never markup."""
 
     DEFAULT_CSS = """
     CheckTable { height: 1fr; }

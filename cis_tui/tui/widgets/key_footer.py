@@ -26,9 +26,7 @@ class KeyFooter(Footer):
         self._shown: KeySignature | None = None
         self._check_pending = False
 
-    def _signature(self) -> KeySignature | None:
-        if not self._bindings_ready:
-            return None
+    def _signature(self) -> KeySignature:
         return tuple(
             (binding.key, binding.action, binding.description, enabled, tooltip)
             for (_node, binding, enabled, tooltip) in self.screen.active_bindings.values()
@@ -45,7 +43,6 @@ class KeyFooter(Footer):
             yield widget
 
     def bindings_changed(self, screen: Screen[object]) -> None:
-        self._bindings_ready = True
         if not screen.app.app_focus or not self.is_attached or screen is not self.screen:
             return
         if not self._check_pending:  # one check for a burst of updates
