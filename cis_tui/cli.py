@@ -302,7 +302,14 @@ def cmd_backups(args: argparse.Namespace) -> int:
                 print(f"{b.id:<42} {b.time:<25} {b.outcome:<12} {checks[:16]:<16} {where}")
         return EXIT_OK
     if action == "prune":
-        removed = store.prune(args.keep)
+        from cis_tui.engine.journal import Journal
+        from cis_tui.engine.lock import node_lock
+
+        with node_lock(settings.state_dir):
+            open_ids = {tx.backup_id for tx in Journal(settings.state_dir).open_transactions()}
+            for note in store.clean_leftovers(open_ids):
+                print(note)
+            removed = store.prune(args.keep)
         print(f"Removed {len(removed)} backup(s); kept the newest {args.keep} finished ones.")
         return EXIT_OK
     backup = store.get(args.id)
@@ -353,6 +360,12 @@ def cmd_recover(args: argparse.Namespace) -> int:
         engine.gate = False
     pending = engine.journal.open_transactions()
     if not pending:
+        from cis_tui.engine.lock import node_lock
+
+        if engine.store.root.is_dir():  # leftovers of a crash before the journal intent
+            with node_lock(settings.state_dir):
+                for note in engine.store.clean_leftovers(set()):
+                    print(note)
         print("Nothing to recover: no unfinished transaction in the journal.")
         return EXIT_OK
     for tx in pending:
@@ -566,6 +579,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as exc:  # a failing disk or a refused file the command did not expect
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"cis-tui: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,6 +2,16 @@
 
 Defaults are kubeadm's (the same paths kube-bench substitutes). `--root DIR` resolves every
 layout path, and every absolute host path found in a manifest, under DIR.
+
+The health gate's stability window (`[health] stable_seconds`): by default it covers the
+kubelet's first liveness judgement of the new process, the manifest's livenessProbe
+initialDelaySeconds + periodSeconds (20 s for kubeadm's API server), or 5 s for a component
+without a liveness probe (the kubelet itself). The key overrides that default either for every
+component (`stable_seconds = 1.0`) or for some of them, as a table like `[health.timeouts]`:
+
+    [health.stable_seconds]
+    kube-apiserver = 30
+    kubelet = 10
 """
 
 from __future__ import annotations
@@ -35,6 +45,10 @@ STATIC_COMPONENTS: tuple[str, ...] = (
 COMPONENTS: tuple[str, ...] = (*STATIC_COMPONENTS, "kubelet")
 
 
+#: Stability window of a component whose manifest has no liveness probe (the kubelet).
+DEFAULT_STABLE_SECONDS = 5.0
+
+
 @dataclass(frozen=True)
 class HealthSettings:
     """Health-gate tuning (DESIGN section 6, step 8)."""
@@ -49,15 +63,28 @@ class HealthSettings:
         }
     )
     stable_successes: int = 3
-    stable_seconds: float = 5.0
+    #: The stability window for every component (None: from each manifest's livenessProbe) ...
+    stable_seconds: float | None = None
+    #: ... or for some components only (`[health.stable_seconds]` as a table).
+    stable_seconds_for: dict[str, float] = field(default_factory=dict)
     poll_initial: float = 0.1
     poll_max: float = 1.0
-    #: Client certificate presented when a probe answers 401/403 (signed by the cluster CA).
+    #: A client certificate signed by the cluster CA. No probe is judged with it: the kubelet's
+    #: probes carry no credentials (kubeadm#798). Kept so that existing configs still load.
     client_cert: Path | None = None
     client_key: Path | None = None
 
     def timeout_for(self, component: str) -> float:
         return self.timeouts.get(component, 120.0)
+
+    def stable_window(self, component: str, liveness: float | None) -> float:
+        """The window for `component`: configured, else `liveness` (the manifest's
+        initialDelaySeconds + periodSeconds), else DEFAULT_STABLE_SECONDS."""
+        if component in self.stable_seconds_for:
+            return self.stable_seconds_for[component]
+        if self.stable_seconds is not None:
+            return self.stable_seconds
+        return DEFAULT_STABLE_SECONDS if liveness is None else liveness
 
 
 @dataclass(frozen=True)
@@ -103,6 +130,18 @@ class Layout:
         if self.root == Path("/") or not p.is_absolute():
             return p
         return self.root / p.relative_to("/")
+
+    def confined(self, path: Path) -> Path:
+        """`path`, refused (UserError, exit 2) when a symlink on its way leads out of the
+        `--root` tree: a copied node must not make cis-tui read or write the host's files."""
+        if self.root == Path("/"):
+            return path
+        real = Path(os.path.realpath(path))
+        if real != self.root and not real.is_relative_to(self.root):
+            raise UserError(
+                f"a symlink leads out of the --root tree {self.root} (to {real}); refusing", path
+            )
+        return path
 
     def node_path(self, path: Path) -> str:
         """A layout path as the node itself names it (inside manifests), i.e. without the root."""
@@ -226,9 +265,18 @@ def _parse_health(table: dict[str, Any], path: Path) -> HealthSettings:
         kwargs["stable_successes"] = int(
             _number(table["stable_successes"], "health.stable_successes", path, 1)
         )
-    for key in ("stable_seconds", "poll_initial", "poll_max"):
+    if isinstance(table.get("stable_seconds"), dict):
+        windows = {}
+        for comp, value in table["stable_seconds"].items():
+            if comp not in COMPONENTS:
+                raise UserError(f"unknown component {comp!r} in [health.stable_seconds]", path)
+            windows[comp] = _number(value, f"health.stable_seconds.{comp}", path)
+        kwargs["stable_seconds_for"] = windows
+    elif "stable_seconds" in table:
+        kwargs["stable_seconds"] = _number(table["stable_seconds"], "health.stable_seconds", path)
+    for key in ("poll_initial", "poll_max"):
         if key in table:
-            kwargs[key] = _number(table[key], f"health.{key}", path, 0.01 if "poll" in key else 0)
+            kwargs[key] = _number(table[key], f"health.{key}", path, 0.01)
     for key in ("client_cert", "client_key"):
         if key in table:
             kwargs[key] = _abs_path(table[key], f"health.{key}", path)
@@ -294,6 +342,8 @@ def load_settings(
             client_key=layout.host_path(health.client_key) if health.client_key else None,
         )
     chosen_state = state_dir or env_state or cfg_state or _default_state_dir(root)
+    if chosen_state == _default_state_dir(root) and root is not None:
+        layout.confined(Path(chosen_state))
     bench = data.get("benchmark", benchmark) if benchmark == "cis-1.12" else benchmark
     return Settings(
         layout=layout,

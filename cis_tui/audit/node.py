@@ -49,13 +49,18 @@ class VolumeMount:
 
 @dataclass(frozen=True)
 class Probe:
-    """An httpGet probe as written in the manifest."""
+    """An httpGet probe as written in the manifest (timings default as in Kubernetes)."""
 
     kind: str  # startupProbe | readinessProbe | livenessProbe
     scheme: str
     host: str
     port: int | str
     path: str
+    headers: tuple[tuple[str, str], ...] = ()  # httpHeaders, sent as the kubelet sends them
+    initial_delay: float = 0.0
+    period: float = 10.0
+    timeout: float = 1.0
+    failure_threshold: int = 3
 
 
 @dataclass(frozen=True)
@@ -153,9 +158,26 @@ def _probes(container: dict[str, Any]) -> tuple[Probe, ...]:
                     host=str(get.get("host", "") or "127.0.0.1"),
                     port=get.get("port", 80),
                     path=str(get.get("path", "/")),
+                    headers=tuple(
+                        (str(h["name"]), str(h.get("value", "")))
+                        for h in get.get("httpHeaders") or []
+                        if isinstance(h, dict) and h.get("name")
+                    ),
+                    initial_delay=_seconds(spec, "initialDelaySeconds", 0),
+                    period=_seconds(spec, "periodSeconds", 10),
+                    timeout=_seconds(spec, "timeoutSeconds", 1),
+                    failure_threshold=int(_seconds(spec, "failureThreshold", 3)),
                 )
             )
     return tuple(probes)
+
+
+def _seconds(spec: dict[str, Any], key: str, default: int) -> float:
+    """A probe timing field; absent, zero or not a number gives Kubernetes' default."""
+    value = spec.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        return float(default)
+    return float(value)
 
 
 def parse_manifest(text: str, path: Path, component: str) -> Manifest:

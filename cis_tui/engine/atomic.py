@@ -13,21 +13,20 @@ import secrets
 import stat
 from pathlib import Path
 
+from cis_tui.engine.statedir import fsync_dir, write_all
+
 
 class AtomicWriteError(Exception):
-    """The write did not happen; the target is untouched. One line, names the file."""
+    """The write failed. One line, names the file.
 
-    def __init__(self, path: Path, problem: str) -> None:
+    `renamed` False: the target is untouched. True: the new bytes may already be in place (the
+    rename happened, making it durable failed), so the caller must treat the file as written.
+    """
+
+    def __init__(self, path: Path, problem: str, renamed: bool = False) -> None:
         self.path = path
+        self.renamed = renamed
         super().__init__(f"{path}: {problem}")
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _describe(exc: OSError) -> str:
@@ -82,10 +81,7 @@ def atomic_write(
                 final_uid != os.geteuid() or final_gid != os.getegid()
             ):
                 os.fchown(fd, final_uid, final_gid)
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
+            write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -95,10 +91,10 @@ def atomic_write(
             tmp.unlink()
         raise AtomicWriteError(target, f"write failed: {_describe(exc)}") from None
     try:
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     except OSError as exc:  # the data is in place; the rename may not yet be durable
         raise AtomicWriteError(
-            target, f"written, but fsync of the directory failed: {_describe(exc)}"
+            target, f"written, but fsync of the directory failed: {_describe(exc)}", renamed=True
         ) from None
 
 
@@ -115,8 +111,12 @@ def create_new(path: Path, data: bytes | None, mode: int) -> bool:
         except FileNotFoundError:
             path.parent.mkdir(parents=True, exist_ok=True)
             return create_new(path, None, mode)
-        os.chmod(path, mode)
-        _fsync_dir(path.parent)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            os.fchmod(fd, mode)  # never through a link planted in the meantime
+        finally:
+            os.close(fd)
+        fsync_dir(path.parent)
         return True
     path.parent.mkdir(parents=True, exist_ok=True)
     if os.path.lexists(path):

@@ -1,12 +1,15 @@
 """Backups in the state directory: original bytes, checksum, mode, owner, checks, outcome.
 
 Never inside the manifests directory (the kubelet would run a stray copy as a second pod).
-A restore verifies the checksum and writes only to the recorded path, only inside the layout.
+A backup is read back and its checksum compared before any change is made. A restore verifies
+the checksum and writes only to the file of the backup's own component, inside the layout.
+Everything in the store is read without following symlinks (see `statedir`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
 import json
 import os
@@ -18,9 +21,20 @@ from pathlib import Path
 from typing import Any
 
 from cis_tui.engine.atomic import atomic_write
-from cis_tui.engine.lock import ensure_private_dir
+from cis_tui.engine.statedir import (
+    check_trusted,
+    ensure_state_dir,
+    fsync_dir,
+    open_private,
+    private_dir,
+    read_private,
+    write_all,
+)
 from cis_tui.errors import UserError
 from cis_tui.layout import Layout
+
+#: meta.json is a few KB; anything far larger was not written by cis-tui.
+META_LIMIT = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -76,28 +90,60 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
     try:
-        os.write(fd, data)
+        write_all(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+def read_regular(path: Path) -> tuple[bytes, os.stat_result]:
+    """A target file's bytes and attributes, read through one descriptor, never via a link."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
-        os.fsync(fd)
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UserError("is a symlink; refusing to read or replace it", path) from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UserError("is not a regular file; refusing", path)
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks), st
     finally:
         os.close(fd)
+
+
+def _int(raw: dict[str, Any], key: str, meta: Path) -> int:
+    value = raw.get(key, 0)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UserError(f"backup metadata field {key!r} is not a number; refusing", meta)
+    return value
+
+
+def _str(raw: dict[str, Any], key: str, meta: Path) -> str:
+    value = raw.get(key, "")
+    if not isinstance(value, str):
+        raise UserError(f"backup metadata field {key!r} is not a string; refusing", meta)
+    return value
 
 
 class BackupStore:
     """The backups directory of a node's state dir."""
 
     def __init__(self, state_dir: Path, layout: Layout) -> None:
+        self.state_dir = state_dir
         self.root = state_dir / "backups"
         self.layout = layout
+
+    def _ensure_root(self) -> None:
+        ensure_state_dir(self.state_dir)
+        private_dir(self.root)
 
     def _new_id(self, component: str) -> str:
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
@@ -106,12 +152,10 @@ class BackupStore:
     def create_file_backup(
         self, path: Path, component: str, checks: tuple[str, ...], plan: dict[str, Any]
     ) -> Backup:
-        """Copy the file's bytes and attributes; durable (fsynced) before it returns."""
-        ensure_private_dir(self.root)
-        st = path.lstat()
-        if not stat.S_ISREG(st.st_mode):
-            raise UserError("is not a regular file; refusing to back it up", path)
-        data = path.read_bytes()
+        """Copy the file's bytes and attributes; durable (fsynced) and read back before it
+        returns."""
+        self._ensure_root()
+        data, st = read_regular(path)
         backup = Backup(
             id=self._new_id(component),
             time=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -131,7 +175,7 @@ class BackupStore:
     def create_attribute_backup(
         self, paths: list[Path], checks: tuple[str, ...], plan: dict[str, Any]
     ) -> Backup:
-        ensure_private_dir(self.root)
+        self._ensure_root()
         records = []
         for p in paths:
             st = p.lstat()
@@ -157,29 +201,46 @@ class BackupStore:
         directory = self.root / backup.id
         tmp = self.root / f".{backup.id}.partial"
         tmp.mkdir(mode=0o700)
-        if data is not None:
-            _write_private(tmp / "original", data)
-        _write_private(tmp / "meta.json", json.dumps(backup.to_dict(), indent=2).encode())
-        _fsync_dir(tmp)
-        os.replace(tmp, directory)
-        _fsync_dir(self.root)
+        try:
+            meta = json.dumps(backup.to_dict(), indent=2).encode()
+            if data is not None:
+                _write_private(tmp / "original", data)
+                # A short write (file size limit, full disk) must never pass for a backup.
+                if sha256_bytes(read_private(tmp / "original")) != backup.sha256:
+                    raise OSError(errno.EIO, "the backup read back differs from the original")
+            _write_private(tmp / "meta.json", meta)
+            if json.loads(read_private(tmp / "meta.json")) != json.loads(meta):
+                raise OSError(errno.EIO, "the backup metadata read back differs")
+            fsync_dir(tmp)
+            os.replace(tmp, directory)
+            fsync_dir(self.root)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         return replace(backup, directory=str(directory))
 
     def set_outcome(self, backup: Backup, outcome: str) -> Backup:
+        """Record a backup's outcome (OSError if the state directory refuses the write)."""
         updated = replace(backup, outcome=outcome)
         meta = Path(backup.directory) / "meta.json"
         atomic_write(meta, json.dumps(updated.to_dict(), indent=2).encode(), mode=0o600)
         return updated
 
     # -- reading ---------------------------------------------------------------------------
+    def _entries(self) -> list[Path]:
+        check_trusted(self.state_dir)
+        try:
+            st = self.root.lstat()
+        except FileNotFoundError:
+            return []
+        if not stat.S_ISDIR(st.st_mode):
+            raise UserError("is not a directory (a symlink?); refusing", self.root)
+        return [e for e in self.root.iterdir() if not e.name.startswith(".")]
+
     def list(self) -> list[Backup]:
         """Every backup, newest first; unreadable ones are reported by `get`, skipped here."""
-        if not self.root.is_dir():
-            return []
         found = []
-        for entry in self.root.iterdir():
-            if entry.name.startswith("."):
-                continue
+        for entry in self._entries():
             try:
                 found.append(self._read(entry))
             except UserError:
@@ -189,19 +250,55 @@ class BackupStore:
     def get(self, backup_id: str) -> Backup:
         if "/" in backup_id or backup_id.startswith(".") or not backup_id:
             raise UserError(f"invalid backup id {backup_id!r}")
+        check_trusted(self.state_dir)
         directory = self.root / backup_id
-        if not directory.is_dir():
-            raise UserError(f"no backup {backup_id!r} in {self.root}")
+        try:
+            st = directory.lstat()
+        except OSError:
+            raise UserError(f"no backup {backup_id!r} in {self.root}") from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise UserError(f"no backup {backup_id!r} in {self.root} (not a directory)")
         return self._read(directory)
 
     def _read(self, directory: Path) -> Backup:
         meta = directory / "meta.json"
+        if not stat.S_ISDIR(directory.lstat().st_mode):
+            raise UserError("is not a backup directory; refusing", directory)
         try:
-            raw = json.loads(meta.read_text(encoding="utf-8"))
-            attributes = tuple(AttributeRecord(**a) for a in raw.pop("attributes", []))
-            raw["checks"] = tuple(raw.get("checks", ()))
-            return Backup(**raw, attributes=attributes, directory=str(directory))
-        except (OSError, ValueError, TypeError) as exc:
+            raw = json.loads(read_private(meta, META_LIMIT))
+            if not isinstance(raw, dict):
+                raise ValueError("not a JSON object")
+            attributes = tuple(
+                AttributeRecord(
+                    _str(a, "path", meta),
+                    _int(a, "mode", meta),
+                    _int(a, "uid", meta),
+                    _int(a, "gid", meta),
+                )
+                for a in raw.pop("attributes", [])
+            )
+            checks = raw.get("checks", ())
+            if not isinstance(checks, (list, tuple)) or not all(isinstance(c, str) for c in checks):
+                raise UserError("backup metadata field 'checks' is not a list of ids", meta)
+            plan = raw.get("plan", {})
+            return Backup(
+                id=_str(raw, "id", meta),
+                time=_str(raw, "time", meta),
+                kind=_str(raw, "kind", meta),
+                path=_str(raw, "path", meta),
+                component=_str(raw, "component", meta),
+                sha256=_str(raw, "sha256", meta),
+                size=_int(raw, "size", meta),
+                mode=_int(raw, "mode", meta),
+                uid=_int(raw, "uid", meta),
+                gid=_int(raw, "gid", meta),
+                checks=tuple(checks),
+                plan=plan if isinstance(plan, dict) else {},
+                outcome=_str(raw, "outcome", meta) or "pending",
+                attributes=attributes,
+                directory=str(directory),
+            )
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
             raise UserError(f"unreadable backup metadata: {exc}", meta) from None
 
     def original_bytes(self, backup: Backup) -> bytes:
@@ -211,7 +308,7 @@ class BackupStore:
             return b""
         data_path = Path(backup.directory) / "original"
         try:
-            data = data_path.read_bytes()
+            data = read_private(data_path)
         except OSError as exc:
             raise UserError(f"cannot read backup: {exc.strerror}", data_path) from None
         if sha256_bytes(data) != backup.sha256:
@@ -222,7 +319,8 @@ class BackupStore:
         return data
 
     def verify_target(self, backup: Backup) -> None:
-        """Tampered metadata must not make a restore write outside the node layout."""
+        """Tampered metadata must not make a restore write outside the node layout, nor into
+        another component's file."""
         meta = Path(backup.directory) / "meta.json"
         paths = [backup.path] if backup.kind == "file" else [a.path for a in backup.attributes]
         if backup.kind not in {"file", "attributes"} or not paths:
@@ -230,8 +328,35 @@ class BackupStore:
         for p in paths:
             if not inside_layout(Path(p), self.layout, files_only=backup.kind == "file"):
                 raise UserError(f"backup target {p} is outside the node layout; refusing", meta)
-        if backup.kind == "file" and not (0 <= backup.mode <= 0o7777):
+        if backup.kind == "file":
+            own = component_file(self.layout, backup.component)
+            if own is None or Path(backup.path) != own:
+                raise UserError(
+                    f"backup of {backup.component or 'no component'} names {backup.path}, "
+                    "not that component's file; refusing",
+                    meta,
+                )
+        modes = [backup.mode] if backup.kind == "file" else [a.mode for a in backup.attributes]
+        if any(not (0 <= m <= 0o7777) for m in modes):
             raise UserError("backup metadata has an invalid mode; refusing", meta)
+
+    def clean_leftovers(self, open_backup_ids: set[str]) -> list[str]:
+        """After a crash: remove half-made backup directories, and close pending backups that
+        no open transaction refers to (a kill -9 before the journal intent). Hold the lock."""
+        cleaned = []
+        try:
+            entries = list(self.root.iterdir()) if self.root.is_dir() else []
+        except OSError:
+            entries = []
+        for entry in entries:
+            if entry.name.startswith(".") and entry.name.endswith(".partial"):
+                shutil.rmtree(entry, ignore_errors=True)
+                cleaned.append(f"removed the unfinished backup {entry.name}")
+        for backup in self.list():
+            if backup.outcome == "pending" and backup.id not in open_backup_ids:
+                self.set_outcome(backup, "aborted")
+                cleaned.append(f"backup {backup.id} was left pending by a crash: now aborted")
+        return cleaned
 
     def prune(self, keep: int) -> list[Backup]:
         """Delete all but the newest `keep` finished backups; pending ones are never pruned."""
@@ -242,6 +367,15 @@ class BackupStore:
         for backup in removed:
             shutil.rmtree(backup.directory)
         return removed
+
+
+def component_file(layout: Layout, component: str) -> Path | None:
+    """The one file a component's backups may be restored to."""
+    if component == "kubelet":
+        return layout.kubelet_config
+    if component in layout.manifest_names:
+        return layout.manifest(component)
+    return None
 
 
 def inside_layout(path: Path, layout: Layout, files_only: bool) -> bool:

@@ -1,8 +1,9 @@
 """The write-ahead journal: enough for `recover` to undo a transaction from any later point.
 
-An append-only JSON-lines file, fsynced after every record. A transaction is open from its
-`intent` record until a `committed`, `rolled-back`, `critical` or `recovered` record. A torn
-last line (a crash mid-append) is ignored.
+An append-only JSON-lines file in the trusted state directory, fsynced after every record. A
+transaction is open from its `intent` record until a `committed`, `rolled-back`, `critical`,
+`recovered` or `aborted` record. A torn last line (a crash mid-append) and lines that are not
+journal records are ignored.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cis_tui.engine.lock import ensure_private_dir
+from cis_tui.engine.statedir import (
+    check_trusted,
+    ensure_state_dir,
+    open_private,
+    read_private,
+    write_all,
+)
+from cis_tui.errors import UserError
 
 CLOSED = {"committed", "rolled-back", "critical", "recovered", "aborted"}
 
@@ -31,6 +39,21 @@ class OpenTransaction:
     last_step: str
     pid: int
     started: float
+    #: sha256 of the bytes cis-tui wrote ("" when not recorded): tells its write from an edit.
+    new_sha256: str = ""
+
+
+def _valid(rec: Any) -> bool:
+    return (
+        isinstance(rec, dict)
+        and isinstance(rec.get("txid"), str)
+        and isinstance(rec.get("step"), str)
+        and isinstance(rec.get("time", 0.0), (int, float))
+    )
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 class Journal:
@@ -42,27 +65,31 @@ class Journal:
         return f"{int(time.time())}-{secrets.token_hex(4)}"
 
     def record(self, txid: str, step: str, **fields: Any) -> None:
-        ensure_private_dir(self.state_dir)
+        """Append one record, durable before it returns (OSError if the disk refuses)."""
+        ensure_state_dir(self.state_dir)
         line = json.dumps({"txid": txid, "step": step, "time": time.time(), **fields})
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        fd = open_private(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         try:
-            os.write(fd, (line + "\n").encode())
+            write_all(fd, (line + "\n").encode())
             os.fsync(fd)
         finally:
             os.close(fd)
 
     def records(self) -> list[dict[str, Any]]:
+        check_trusted(self.state_dir)
         try:
-            text = self.path.read_text(encoding="utf-8", errors="replace")
+            data = read_private(self.path)
         except FileNotFoundError:
             return []
+        except OSError as exc:
+            raise UserError(f"cannot read the journal: {exc.strerror}", self.path) from None
         out = []
-        for line in text.splitlines():
+        for line in data.decode("utf-8", errors="replace").splitlines():
             try:
                 rec = json.loads(line)
             except ValueError:
                 continue  # a torn write
-            if isinstance(rec, dict) and "txid" in rec:
+            if _valid(rec):
                 out.append(rec)
         return out
 
@@ -72,18 +99,23 @@ class Journal:
         for rec in self.records():
             tx = state.setdefault(rec["txid"], {})
             if rec["step"] == "intent":
-                tx.update(rec, first=rec["time"])
+                tx.update(rec, first=float(rec.get("time", 0.0)))
             tx["last"] = rec["step"]
-        return [
-            OpenTransaction(
-                txid=txid,
-                backup_id=str(tx.get("backup_id", "")),
-                path=str(tx.get("path", "")),
-                component=str(tx.get("component", "")),
-                last_step=str(tx["last"]),
-                pid=int(tx.get("pid", 0)),
-                started=float(tx.get("first", 0.0)),
+        out = []
+        for txid, tx in state.items():
+            if "first" not in tx or tx["last"] in CLOSED:
+                continue
+            pid = tx.get("pid", 0)
+            out.append(
+                OpenTransaction(
+                    txid=txid,
+                    backup_id=_text(tx.get("backup_id")),
+                    path=_text(tx.get("path")),
+                    component=_text(tx.get("component")),
+                    last_step=str(tx["last"]),
+                    pid=pid if isinstance(pid, int) and not isinstance(pid, bool) else 0,
+                    started=tx["first"],
+                    new_sha256=_text(tx.get("new_sha256")),
+                )
             )
-            for txid, tx in state.items()
-            if "first" in tx and tx["last"] not in CLOSED
-        ]
+        return out

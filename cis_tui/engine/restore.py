@@ -8,6 +8,7 @@ from pathlib import Path
 
 from cis_tui.audit.node import owner_name, read_text_file
 from cis_tui.audit.processes import LiveProcess
+from cis_tui.engine.atomic import AtomicWriteError
 from cis_tui.engine.backups import Backup
 from cis_tui.engine.events import Event, Kind, Outcome
 from cis_tui.engine.lock import node_lock
@@ -15,6 +16,7 @@ from cis_tui.engine.transaction import (
     ApplyResult,
     Engine,
     _Tx,
+    foreign_edit,
     restore_backup_bytes,
 )
 from cis_tui.errors import UserError
@@ -33,7 +35,9 @@ def restore_plan(engine: Engine, backup: Backup) -> Plan:
         file = FilePlan("attributes", "node", None, None, None, (), attributes=changes)
     else:
         data = store.original_bytes(backup)
-        path = Path(backup.path)
+        path = store.layout.confined(Path(backup.path))
+        if path.is_symlink():
+            raise UserError("is a symlink; refusing to restore through it", path)
         current = read_text_file(path, "file") if path.exists() else ""
         kind = "kubelet-config" if backup.component == "kubelet" else "manifest"
         try:
@@ -74,11 +78,31 @@ async def recover(engine: Engine) -> list[Recovered]:
     by sha256), then, on a live node, wait for the old configuration to be healthy."""
     done: list[Recovered] = []
     with node_lock(engine.settings.state_dir):
-        for tx in engine.journal.open_transactions():
+        pending = engine.journal.open_transactions()
+        for note in await asyncio.to_thread(
+            engine.store.clean_leftovers, {tx.backup_id for tx in pending}
+        ):
+            engine.emit(Event(Kind.NOTE, message=note))
+        for tx in pending:
             try:
                 backup = engine.store.get(tx.backup_id)
+                theirs = None
+                if backup.kind == "file":
+                    theirs = await asyncio.to_thread(
+                        foreign_edit, engine.store, backup, tx.new_sha256
+                    )
+                if theirs is not None:
+                    problem = (
+                        f"{backup.path} holds neither the original nor cis-tui's bytes: someone "
+                        f"edited it, so it was left as it is; their version is backup {theirs.id}, "
+                        f"the original backup {backup.id}"
+                    )
+                    _close_record(engine, tx.txid, backup, "critical", problem)
+                    done.append(Recovered(tx.txid, backup.id, tx.path, problem, False))
+                    engine.emit(Event(Kind.NOTE, tx.path, tx.component, message=problem))
+                    continue
                 changed = await asyncio.to_thread(restore_backup_bytes, engine.store, backup)
-            except (UserError, OSError) as exc:
+            except (UserError, OSError, AtomicWriteError) as exc:
                 done.append(
                     Recovered(tx.txid, tx.backup_id, tx.path, f"cannot restore: {exc}", False)
                 )
@@ -91,12 +115,10 @@ async def recover(engine: Engine) -> list[Recovered]:
             if engine.gate and backup.kind == "file" and changed:
                 problem = await _gate_restored(engine, backup)
             if problem:
-                engine.journal.record(tx.txid, "critical", reason=problem)
-                engine.store.set_outcome(backup, "critical")
+                _close_record(engine, tx.txid, backup, "critical", problem)
                 done.append(Recovered(tx.txid, backup.id, tx.path, f"{what}, but {problem}", False))
                 continue
-            engine.journal.record(tx.txid, "recovered")
-            engine.store.set_outcome(backup, "recovered")
+            _close_record(engine, tx.txid, backup, "recovered")
             label = backup.path or "file modes and owners"
             engine.emit(
                 Event(
@@ -109,6 +131,17 @@ async def recover(engine: Engine) -> list[Recovered]:
             )
             done.append(Recovered(tx.txid, backup.id, label, what, True))
     return done
+
+
+def _close_record(
+    engine: Engine, txid: str, backup: Backup, step: str, reason: str | None = None
+) -> None:
+    """Close a recovered transaction in the journal and the backup (errors become notes)."""
+    try:
+        engine.journal.record(txid, step, **({"reason": reason} if reason else {}))
+        engine.store.set_outcome(backup, step)
+    except (OSError, UserError, AtomicWriteError) as exc:
+        engine.emit(Event(Kind.NOTE, backup.path, backup.component, message=f"{exc}"))
 
 
 async def _gate_restored(engine: Engine, backup: Backup) -> str | None:

@@ -21,7 +21,8 @@ from cis_tui.audit.node import InputError, parse_manifest, take_snapshot
 from cis_tui.audit.processes import LiveProcess
 from cis_tui.benchmarks.catalog import Catalog
 from cis_tui.engine.atomic import AtomicWriteError, atomic_write, create_new
-from cis_tui.engine.backups import Backup, BackupStore
+from cis_tui.engine.attributes import check_recorded_attributes, set_attributes
+from cis_tui.engine.backups import Backup, BackupStore, read_regular, sha256_bytes
 from cis_tui.engine.events import Event, Kind, Outcome, Sink, Step
 from cis_tui.engine.health import (
     Endpoint,
@@ -83,6 +84,7 @@ class _Tx:
     old_healthy: bool | None = None
     new_pid: int | None = None
     created: list[str] = field(default_factory=list)
+    new_sha256: str = ""  # of the bytes this transaction writes
 
 
 def _label(file: FilePlan) -> str:
@@ -176,9 +178,14 @@ class Engine:
                 return result
             raise
         self._step(tx, Step.COMMIT, None)
-        self.journal.record(tx.txid, "committed")
+        try:
+            self.journal.record(tx.txid, "committed")
+        except (OSError, UserError) as exc:
+            # The journal would have `recover` undo this change later: undo it now instead.
+            why = f"cannot record the commit in the journal: {_os_problem(exc)}"
+            return await self._rollback(tx, why)
         if tx.backup:
-            self.store.set_outcome(tx.backup, "committed")
+            tx.backup = self._record_outcome(tx, tx.backup, "committed")
         self._step(tx, Step.COMMIT, True)
         message = f"fixed {', '.join(file.checks)}"
         self.emit(
@@ -190,13 +197,37 @@ class Engine:
 
     def _close(self, tx: _Tx, outcome: Outcome, message: str, journal_step: str) -> FileResult:
         if tx.txid:
-            self.journal.record(tx.txid, journal_step)
+            try:
+                self.journal.record(tx.txid, journal_step)
+            except (OSError, UserError) as exc:
+                self._note(tx, f"could not record {journal_step!r} in the journal: {exc}")
         if tx.backup:
-            tx.backup = self.store.set_outcome(tx.backup, outcome.value)
+            tx.backup = self._record_outcome(tx, tx.backup, outcome.value)
         self.emit(
             Event(Kind.OUTCOME, tx.label, tx.file.component, outcome=outcome, message=message)
         )
         return FileResult(tx.file, outcome, message, tx.backup.id if tx.backup else None)
+
+    def _note(self, tx: _Tx, message: str) -> None:
+        self.emit(Event(Kind.NOTE, tx.label, tx.file.component, message=message))
+
+    def _record_outcome(self, tx: _Tx, backup: Backup, outcome: str) -> Backup:
+        """Best effort: the journal is the record that counts; a refused metadata write is
+        reported, never a traceback."""
+        try:
+            return self.store.set_outcome(backup, outcome)
+        except (OSError, AtomicWriteError, UserError) as exc:
+            self._note(tx, f"could not record outcome {outcome!r} in backup {backup.id}: {exc}")
+            return backup
+
+    def _confine(self, file: FilePlan) -> None:
+        """Under --root, no read or write may follow a symlink out of the tree."""
+        layout = self.settings.layout
+        paths = [a.path for a in file.attributes] if file.kind == "attributes" else [file.path]
+        paths += [c.path for c in file.companions]
+        for path in paths:
+            if path is not None:
+                layout.confined(path)
 
     async def _snapshot(self, tx: _Tx) -> None:
         file = tx.file
@@ -212,6 +243,7 @@ class Engine:
         file = tx.file
         self._step(tx, Step.BACKUP)
         try:
+            self._confine(file)
             if file.kind == "attributes":
                 paths = [a.path for a in file.attributes]
                 tx.backup = await asyncio.to_thread(
@@ -232,21 +264,31 @@ class Engine:
         self._step(tx, Step.BACKUP, True, tx.backup.id)
         tx.txid = self.journal.new_txid()
         self._step(tx, Step.JOURNAL)
-        self.journal.record(
-            tx.txid,
-            "intent",
-            backup_id=tx.backup.id,
-            path=str(file.path or ""),
-            component=file.component,
-            pid=os.getpid(),
-            checks=list(file.checks),
-        )
+        if file.new_text is not None:
+            tx.new_sha256 = sha256_bytes(file.new_text.encode())
+        try:
+            self.journal.record(
+                tx.txid,
+                "intent",
+                backup_id=tx.backup.id,
+                path=str(file.path or ""),
+                component=file.component,
+                pid=os.getpid(),
+                checks=list(file.checks),
+                new_sha256=tx.new_sha256,
+            )
+        except (OSError, UserError) as exc:
+            tx.txid = ""  # nothing is journaled, and nothing changed
+            raise _Failed(f"cannot write the journal: {_os_problem(exc)}") from None
         self._step(tx, Step.JOURNAL, True, tx.txid)
 
     async def _write(self, tx: _Tx) -> None:
         file = tx.file
         self._step(tx, Step.WRITE)
-        self.journal.record(tx.txid, "writing")
+        try:
+            self.journal.record(tx.txid, "writing")
+        except (OSError, UserError) as exc:
+            raise _Failed(f"cannot write the journal: {_os_problem(exc)}") from None
         try:
             for comp in file.companions:
                 made = await asyncio.to_thread(create_new, comp.path, comp.content, comp.mode)
@@ -272,14 +314,15 @@ class Engine:
                 assert file.path is not None and file.new_text is not None
                 tx.written = True
                 await asyncio.to_thread(atomic_write, file.path, file.new_text.encode())
-        except (AtomicWriteError, OSError) as exc:
-            if file.kind != "attributes":
-                # atomic_write failed: the target is untouched.
+        except (AtomicWriteError, OSError, UserError) as exc:
+            if file.kind != "attributes" and not getattr(exc, "renamed", False):
+                # atomic_write failed before its rename: the target is untouched.
                 tx.written = False
-            raise _Failed(
-                str(exc) if isinstance(exc, AtomicWriteError) else f"{exc.filename}: {exc.strerror}"
-            ) from None
-        self.journal.record(tx.txid, "written")
+            raise _Failed(_os_problem(exc)) from None
+        try:
+            self.journal.record(tx.txid, "written")
+        except (OSError, UserError) as exc:
+            raise _Failed(f"cannot write the journal: {_os_problem(exc)}") from None
         self._step(tx, Step.WRITE, True)
 
     async def _restart_and_gate(self, tx: _Tx) -> None:
@@ -505,8 +548,18 @@ class Engine:
                 Kind.ROLLBACK, tx.label, file.component, Step.ROLLBACK, None, f"rolling back: {why}"
             )
         )
-        self.journal.record(tx.txid, "rolling-back", reason=why)
+        try:
+            self.journal.record(tx.txid, "rolling-back", reason=why)
+        except (OSError, UserError) as exc:
+            self._note(tx, f"could not record the rollback in the journal: {exc}")
         assert tx.backup is not None
+        if tx.file.kind != "attributes":
+            try:
+                theirs = await asyncio.to_thread(foreign_edit, self.store, tx.backup, tx.new_sha256)
+            except (UserError, OSError) as exc:
+                return self._critical(tx, why, f"could not check the file before restoring: {exc}")
+            if theirs is not None:
+                return self._foreign(tx, why, theirs)
         try:
             await asyncio.to_thread(restore_backup_bytes, self.store, tx.backup)
         except (UserError, AtomicWriteError, OSError) as exc:
@@ -566,6 +619,21 @@ class Engine:
                 self.cancel.set()
         return None
 
+    def _foreign(self, tx: _Tx, why: str, theirs: Backup) -> FileResult:
+        """Someone else changed the file during the transaction: keep their version."""
+        assert tx.backup is not None
+        problem = (
+            f"{tx.backup.path} was changed by someone else during the transaction, so it was not "
+            f"overwritten; their version is in backup {theirs.id}, the original in backup "
+            f"{tx.backup.id}"
+        )
+        self._step(tx, Step.ROLLBACK, False, problem)
+        message = (
+            f"CRITICAL: {why}; {problem}. Review the file, then restore one: "
+            f"cis-tui backups restore {tx.backup.id} (or {theirs.id})"
+        )
+        return self._close(tx, Outcome.CRITICAL, message, "critical")
+
     def _critical(self, tx: _Tx, why: str, problem: str) -> FileResult:
         backup = tx.backup
         assert backup is not None
@@ -579,46 +647,57 @@ def _apply_attribute(path: Path, mode: int | None, owner: str | None) -> None:
     import grp
     import pwd
 
+    uid = gid = -1
     if owner is not None:
         user, _, group = owner.partition(":")
-        os.chown(
-            path,
-            pwd.getpwnam(user).pw_uid,
-            grp.getgrnam(group or user).gr_gid,
-            follow_symlinks=False,
-        )
-    if mode is not None:
-        os.chmod(path, mode)
+        uid, gid = pwd.getpwnam(user).pw_uid, grp.getgrnam(group or user).gr_gid
+    set_attributes(path, mode, uid, gid)
 
 
 def restore_backup_bytes(store: BackupStore, backup: Backup) -> bool:
-    """Put a backup's bytes (or attributes) back, verified; False if nothing differed."""
+    """Put a backup's bytes (or attributes) back, verified; False if nothing differed.
+
+    A file keeps its current owner and mode (cis-tui never changes them when it writes); the
+    recorded ones are used only to recreate a missing file, and only if they are safe.
+    """
     if backup.kind == "attributes":
         store.verify_target(backup)
         changed = False
         for rec in backup.attributes:
-            p = Path(rec.path)
+            p = store.layout.confined(Path(rec.path))
             st = p.lstat()
+            check_recorded_attributes(rec.path, rec.mode, rec.uid, rec.gid, st)
             if (st.st_mode & 0o7777, st.st_uid, st.st_gid) != (rec.mode, rec.uid, rec.gid):
-                os.chown(p, rec.uid, rec.gid, follow_symlinks=False)
-                os.chmod(p, rec.mode)
+                set_attributes(p, rec.mode, rec.uid, rec.gid)
                 changed = True
         return changed
     data = store.original_bytes(backup)
+    target = store.layout.confined(Path(backup.path))
+    try:
+        current, _ = read_regular(target)
+    except FileNotFoundError:
+        check_recorded_attributes(backup.path, backup.mode, backup.uid, backup.gid, None)
+        atomic_write(target, data, mode=backup.mode, uid=backup.uid, gid=backup.gid)
+        return True
+    if current == data:
+        return False
+    atomic_write(target, data)
+    return True
+
+
+def foreign_edit(store: BackupStore, backup: Backup, written_sha256: str) -> Backup | None:
+    """Before a rollback: if the file holds neither the original nor the bytes cis-tui wrote,
+    somebody else edited it. Back their version up and return that backup (else None)."""
     target = Path(backup.path)
     try:
-        st = target.lstat()
-        same = target.read_bytes() == data and (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (
-            backup.mode,
-            backup.uid,
-            backup.gid,
-        )
+        current, _ = read_regular(target)
     except FileNotFoundError:
-        same = False
-    if same:
-        return False
-    atomic_write(target, data, mode=backup.mode, uid=backup.uid, gid=backup.gid)
-    return True
+        return None
+    digest = sha256_bytes(current)
+    if digest == backup.sha256 or not written_sha256 or digest == written_sha256:
+        return None
+    theirs = store.create_file_backup(target, backup.component, backup.checks, {"edited": True})
+    return store.set_outcome(theirs, "edited-by-someone-else")
 
 
 def manual_recovery_command(backup: Backup) -> str:
@@ -632,6 +711,12 @@ def manual_recovery_command(backup: Backup) -> str:
         f"cis-tui recover --yes  (or by hand: install -m {backup.mode:04o} -o {backup.uid} "
         f"-g {backup.gid} {original} {tmp} && mv {tmp} {target})"
     )
+
+
+def _os_problem(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    return str(exc)
 
 
 def _summary(result: ApplyResult) -> str:

@@ -28,7 +28,8 @@ from cis_tui.engine.backups import Backup
 from cis_tui.engine.events import Outcome
 from cis_tui.engine.journal import Journal, OpenTransaction
 from cis_tui.engine.lock import node_lock
-from cis_tui.errors import NodeLocked
+from cis_tui.engine.statedir import check_trusted
+from cis_tui.errors import NodeLocked, UserError
 from cis_tui.layout import Settings
 from cis_tui.tui.display import NodePaths
 from cis_tui.tui.engine_runner import (
@@ -132,14 +133,17 @@ class CisTuiApp(App[int]):
     def _offer_recovery(self) -> None:
         """Unfinished transactions in the journal open the recovery dialog, unless another
         cis-tui holds the node lock (then they are in progress, not interrupted)."""
-        pending = Journal(self.settings.state_dir).open_transactions()
-        if not pending:
-            return
         try:
+            pending = Journal(self.settings.state_dir).open_transactions()
+            if not pending:
+                return
             with node_lock(self.settings.state_dir):
                 pass
         except NodeLocked as exc:
             self.notify(f"{exc}: a change is in progress", markup=False, severity="warning")
+            return
+        except UserError as exc:
+            self.notify(str(exc), title="State directory", markup=False, severity="error")
             return
         self.push_screen(
             _recovery_screen(pending, self.paths), callback=partial(self._recover, pending)
@@ -346,6 +350,7 @@ def scan_node(settings: Settings, catalog: Catalog) -> ScanDone:
 
 def run_tui(settings: Settings, catalog: Catalog, *, mouse: bool = True) -> int:
     """Run the wizard on a node; returns the exit code (3 after a CRITICAL outcome)."""
+    check_trusted(settings.state_dir)  # an untrusted state directory: exit 2 before any frame
     try:
         first: ScanDone | None = scan_node(settings, catalog)
     except Exception:  # the app's own scan then shows the error
