@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cis_tui.cli import main
+from tests.hostile import attacker  # noqa: F401  (a fixture: a real unprivileged user)
 from tests.nodetree import build_kubeadm_tree
 
 

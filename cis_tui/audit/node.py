@@ -410,6 +410,14 @@ class NodeSnapshot:
 def take_snapshot(settings: Settings, live: bool | None = None) -> NodeSnapshot:
     """Read the node. `live` defaults to True unless the node is a `--root` copy."""
     look_live = (not settings.has_root_override) if live is None else live
+    # Under --root, a symlink out of the tree would make cis-tui judge (and edit) host files.
+    layout = settings.layout
+    for path in (
+        layout.manifests_dir,
+        *(layout.manifest(c) for c in STATIC_COMPONENTS),
+        layout.kubelet_config,
+    ):
+        layout.confined(path)
     snap = NodeSnapshot(settings=settings, live=look_live)
     for component in STATIC_COMPONENTS:
         path = settings.layout.manifest(component)

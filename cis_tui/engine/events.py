@@ -59,6 +59,17 @@ class Event:
     outcome: Outcome | None = None
     data: dict[str, Any] = field(default_factory=dict)
     time: float = field(default_factory=time.time)
+    #: POLL, HEALTHY, STABLE: how long the component has answered healthy without a break,
+    #: against the stability window the gate needs (`stable 3.1 s / 20 s`).
+    stable: float | None = None
+    window: float | None = None
+
+    @property
+    def stability(self) -> str | None:
+        """`stable 3.1 s / 20 s`, or None when the event is not about the window."""
+        if self.stable is None or self.window is None:
+            return None
+        return f"stable {self.stable:.1f} s / {self.window:g} s"
 
     def to_dict(self) -> dict[str, Any]:
         raw = asdict(self)
@@ -89,7 +100,8 @@ def format_event(event: Event) -> str | None:
         elapsed = (
             f" [{event.elapsed:.1f}s/{event.timeout:.0f}s]" if event.elapsed is not None else ""
         )
-        return f"{where}probe {event.message}{latency}{elapsed}"
+        stability = f" {event.stability}" if event.ok and event.stability else ""
+        return f"{where}probe {event.message}{latency}{elapsed}{stability}"
     if event.kind is Kind.OUTCOME and event.outcome:
         return f"{where}{event.outcome.value.upper()}: {event.message}"
     if event.kind is Kind.DONE:

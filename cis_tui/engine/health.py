@@ -1,20 +1,24 @@
-"""The health gate: the component's own probe, as the kubelet would call it.
+"""The health gate: the component's own probe, judged the way the kubelet will judge it.
 
 Endpoints come from the manifest (startupProbe, readinessProbe, livenessProbe; named ports
-resolved; scheme, host and path as written). TLS is verified against the cluster CA when the
-serving certificate chains to it; otherwise, on loopback only, unverified like the kubelet's
-own probes (and reported). 401/403 means anonymous access is off: retry with a client
-certificate signed by the cluster CA.
+resolved; scheme, host, path and httpHeaders as written). The kubelet sends no credentials, so
+neither does the gate: 200-399 is healthy, anything else (401 and 403 included) a failure, and
+401/403 answered a few times in a row ends the gate at once, since the kubelet would restart the
+component in a loop (kubeadm#798). TLS is verified against the cluster CA when the serving
+certificate chains to it; otherwise, only when the host resolves to loopback addresses alone,
+unverified like the kubelet's own probes (and reported). A CA file that cannot be loaded fails
+the gate; the system trust store is never used instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,36 +27,46 @@ import httpx
 from cis_tui.audit.node import Manifest
 from cis_tui.layout import HealthSettings
 
+#: 401/403 answers in a row after which the gate fails without waiting for its timeout.
+AUTH_FAILURES_TO_FAIL = 3
+#: The gate never waits longer than this for one answer (kubeadm's probes allow 15 s).
+PROBE_TIMEOUT_CAP = 5.0
+#: What the kubelet sends with every HTTP probe (pkg/probe/http/request.go).
+KUBELET_HEADERS = {"User-Agent": "kube-probe/1.35", "Accept": "*/*"}
+
+
+class GateSetupError(Exception):
+    """The gate cannot probe at all (e.g. the cluster CA file cannot be loaded)."""
+
 
 @dataclass(frozen=True)
 class Endpoint:
     url: str
     scheme: str
     host: str
-    probe: str  # which probe it came from
-
-    @property
-    def loopback(self) -> bool:
-        if self.host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
+    probe: str  # which probe it came from (the first one, when several share the URL)
+    headers: tuple[tuple[str, str], ...] = ()  # the probe's httpHeaders
+    timeout: float = PROBE_TIMEOUT_CAP
+    #: initialDelaySeconds + periodSeconds when this URL is (also) the liveness probe.
+    liveness_window: float | None = None
 
 
 @dataclass(frozen=True)
 class ProbeResult:
     ok: bool
-    detail: str  # "200", "401 (anonymous)", "connection refused", ...
+    detail: str  # "200", "401 (anonymous probe refused)", "connection refused", ...
     latency_ms: float
     tls: str  # "verified", "unverified", "none"
-    client_cert: bool = False
+    status: int | None = None  # the HTTP status, when there was an answer
+
+    @property
+    def auth_refused(self) -> bool:
+        return self.status in (401, 403)
 
 
 def manifest_endpoints(manifest: Manifest) -> list[Endpoint]:
     """Distinct probe endpoints of a manifest, in startup, readiness, liveness order."""
-    seen: dict[str, Endpoint] = {}
+    seen: dict[tuple[str, tuple[tuple[str, str], ...]], Endpoint] = {}
     for probe in manifest.probes:
         port = probe.port
         if isinstance(port, str) and not port.isdigit():
@@ -63,8 +77,40 @@ def manifest_endpoints(manifest: Manifest) -> list[Endpoint]:
         shown = f"[{host}]" if ":" in host else host
         path = probe.path if probe.path.startswith("/") else f"/{probe.path}"
         url = f"{probe.scheme.lower()}://{shown}:{port}{path}"
-        seen.setdefault(url, Endpoint(url, probe.scheme.upper(), host, probe.kind))
+        key = (url, probe.headers)
+        endpoint = seen.setdefault(
+            key,
+            Endpoint(
+                url,
+                probe.scheme.upper(),
+                host,
+                probe.kind,
+                probe.headers,
+                min(probe.timeout, PROBE_TIMEOUT_CAP),
+            ),
+        )
+        if probe.kind == "livenessProbe":
+            seen[key] = replace(endpoint, liveness_window=probe.initial_delay + probe.period)
     return list(seen.values())
+
+
+def liveness_window(endpoints: list[Endpoint]) -> float | None:
+    """The kubelet's first liveness judgement of a new process: initialDelaySeconds +
+    periodSeconds of the liveness probe (None: the manifest has no HTTP liveness probe)."""
+    return next((e.liveness_window for e in endpoints if e.liveness_window is not None), None)
+
+
+def stability_window(
+    settings: HealthSettings, component: str, endpoints: list[Endpoint]
+) -> tuple[float, str]:
+    """How long `component` must stay healthy, and where that figure comes from."""
+    liveness = liveness_window(endpoints)
+    window = settings.stable_window(component, liveness)
+    if component in settings.stable_seconds_for or settings.stable_seconds is not None:
+        return window, "[health] stable_seconds"
+    if liveness is not None:
+        return window, "livenessProbe initialDelaySeconds + periodSeconds"
+    return window, "no liveness probe: the default"
 
 
 def kubelet_endpoints(config: dict[str, Any] | None) -> list[Endpoint]:
@@ -80,82 +126,109 @@ def kubelet_endpoints(config: dict[str, Any] | None) -> list[Endpoint]:
     return [Endpoint(f"http://{shown}:{port}/healthz", "HTTP", host, "healthz")]
 
 
+def _is_loopback_address(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
 class Prober:
-    """Calls endpoints with the right TLS; one instance per gate (contexts are reused)."""
+    """Calls endpoints anonymously with the right TLS; one instance per gate."""
 
-    def __init__(self, ca_cert: Path, client_cert: Path | None, client_key: Path | None) -> None:
+    def __init__(self, ca_cert: Path) -> None:
         self.ca_cert = ca_cert
-        self.client_cert = client_cert
-        self.client_key = client_key
-        self._clients: dict[tuple[bool, bool], httpx.AsyncClient] = {}
+        self._clients: dict[bool, httpx.AsyncClient] = {}
         self.unverified_used = False
-        # Endpoints whose certificate does not chain to the CA (loopback only), and those that
-        # want a client certificate: learnt once per gate, not re-tried on every poll.
+        # Endpoints whose certificate does not chain to the CA (loopback only): learnt once.
         self._unverified: set[str] = set()
-        self._needs_cert: set[str] = set()
+        self._loopback: dict[str, bool] = {}
 
-    def _context(self, verify: bool, with_cert: bool) -> ssl.SSLContext:
-        if verify:
-            ctx = ssl.create_default_context(cafile=str(self.ca_cert))
-        else:
+    def _context(self, verify: bool) -> ssl.SSLContext:
+        if not verify:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
-        if with_cert and self.client_cert and self.client_key:
-            ctx.load_cert_chain(str(self.client_cert), str(self.client_key))
-        return ctx
+            return ctx
+        try:
+            return ssl.create_default_context(cafile=str(self.ca_cert))
+        except (OSError, ssl.SSLError) as exc:
+            reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc
+            raise GateSetupError(
+                f"cannot load the cluster CA file {self.ca_cert} ({reason}): no probe is "
+                "made without it"
+            ) from None
 
-    def _client(self, verify: bool, with_cert: bool) -> httpx.AsyncClient:
-        key = (verify, with_cert)
-        if key not in self._clients:
-            try:
-                ctx: ssl.SSLContext | bool = self._context(verify, with_cert)
-            except (OSError, ssl.SSLError):
-                ctx = False if not verify else ssl.create_default_context()
-            self._clients[key] = httpx.AsyncClient(
-                verify=ctx, timeout=httpx.Timeout(5.0, connect=2.0), trust_env=False
+    def _client(self, verify: bool) -> httpx.AsyncClient:
+        if verify not in self._clients:
+            self._clients[verify] = httpx.AsyncClient(
+                verify=self._context(verify),
+                timeout=httpx.Timeout(PROBE_TIMEOUT_CAP, connect=2.0),
+                trust_env=False,
+                follow_redirects=False,
             )
-        return self._clients[key]
+        return self._clients[verify]
 
     async def aclose(self) -> None:
         for client in self._clients.values():
             await client.aclose()
         self._clients.clear()
 
+    async def is_loopback(self, host: str) -> bool:
+        """True when every address `host` resolves to is a loopback address."""
+        if host not in self._loopback:
+            try:
+                ipaddress.ip_address(host.split("%", 1)[0])
+                addresses = [host]
+            except ValueError:
+                try:
+                    infos = await asyncio.get_running_loop().getaddrinfo(
+                        host, None, type=socket.SOCK_STREAM
+                    )
+                except (OSError, UnicodeError):
+                    infos = []
+                addresses = [str(info[4][0]) for info in infos]
+            self._loopback[host] = bool(addresses) and all(map(_is_loopback_address, addresses))
+        return self._loopback[host]
+
     async def probe(self, endpoint: Endpoint) -> ProbeResult:
+        """One anonymous GET, as the kubelet makes it. GateSetupError: cannot probe at all."""
         start = time.perf_counter()
         tls = "none" if endpoint.scheme == "HTTP" else "verified"
         if tls == "verified" and endpoint.url in self._unverified:
             tls = "unverified"
-        with_cert = endpoint.url in self._needs_cert
+        headers = {**KUBELET_HEADERS, **dict(endpoint.headers)}
         try:
             try:
-                response = await self._client(tls == "verified", with_cert).get(endpoint.url)
+                response = await self._client(tls == "verified").get(
+                    endpoint.url, headers=headers, timeout=endpoint.timeout
+                )
             except httpx.ConnectError as exc:
                 if tls != "verified" or not _is_verify_error(exc):
                     raise
-                if not endpoint.loopback:
+                if not await self.is_loopback(endpoint.host):
                     return ProbeResult(
                         False,
-                        "TLS certificate not trusted by the cluster CA",
+                        f"TLS certificate not trusted by the cluster CA, and {endpoint.host} "
+                        "is not only loopback: no unverified fallback",
                         _ms(start),
                         tls,
                     )
                 tls = "unverified"
                 self.unverified_used = True
                 self._unverified.add(endpoint.url)
-                response = await self._client(False, with_cert).get(endpoint.url)
-            if response.status_code in (401, 403) and self.client_cert and not with_cert:
-                with_cert = True
-                self._needs_cert.add(endpoint.url)
-                response = await self._client(tls == "verified", True).get(endpoint.url)
-            ok = 200 <= response.status_code < 300
-            detail = str(response.status_code)
-            if response.status_code in (401, 403):
-                detail += " (anonymous access off, client certificate refused)"
-            elif with_cert:
-                detail += " (client certificate)"
-            return ProbeResult(ok, detail, _ms(start), tls, with_cert)
+                response = await self._client(False).get(
+                    endpoint.url, headers=headers, timeout=endpoint.timeout
+                )
+            status = response.status_code
+            detail = str(status)
+            if status in (401, 403):
+                detail += (
+                    " (refused the probe's own httpHeaders)"
+                    if endpoint.headers
+                    else " (anonymous probe refused)"
+                )
+            return ProbeResult(200 <= status < 400, detail, _ms(start), tls, status)
         except httpx.ConnectError as exc:
             return ProbeResult(False, _short(exc), _ms(start), tls)
         except httpx.TimeoutException:
@@ -185,15 +258,44 @@ def poll_interval(settings: HealthSettings, elapsed: float) -> float:
     return min(settings.poll_max, settings.poll_initial + elapsed / 30.0)
 
 
+def auth_refusal_message(endpoint: Endpoint, result: ProbeResult, times: int) -> str:
+    """Why a 401/403 fails the gate at once: the kubelet would restart the component."""
+    if endpoint.headers:
+        return (
+            f"{endpoint.url} answered {result.status} to the probe's own httpHeaders {times} "
+            "times in a row: the kubelet would fail this probe and restart the component"
+        )
+    return (
+        f"{endpoint.url} answered {result.status} to an anonymous request {times} times in a "
+        "row: the kubelet's probes send no credentials, so it would fail them and restart the "
+        "component in a loop (kubeadm#798)"
+    )
+
+
+@dataclass(frozen=True)
+class Stability:
+    """How far the current healthy streak has got towards the window."""
+
+    seconds: float  # how long the streak has lasted (0 when the last poll failed)
+    window: float
+    successes: int
+    needed: int
+
+    @property
+    def reached(self) -> bool:
+        return self.successes >= self.needed and self.seconds >= self.window
+
+
 @dataclass(frozen=True)
 class GateResult:
     healthy: bool
     message: str
     first_healthy: float | None = None  # time.time() of the first healthy answer
     polls: int = 0
+    stable: float | None = None  # how long the final healthy streak lasted
 
 
-PollCallback = Callable[[Endpoint, ProbeResult, float], None]
+PollCallback = Callable[[Endpoint, ProbeResult, float, Stability], None]
 
 
 async def health_gate(
@@ -206,13 +308,19 @@ async def health_gate(
     on_first_healthy: Callable[[float], None],
     alive: Callable[[], Awaitable[str | None]],
     cancelled: Callable[[], bool],
+    *,
+    window: float | None = None,
 ) -> GateResult:
     """Poll until every endpoint answers healthy `stable_successes` times in a row spanning
-    `stable_seconds`. A failure or a crash (alive() returns a reason) resets the streak."""
+    `window` seconds. A failure or a crash (alive() returns a reason) resets the streak;
+    401/403 answered AUTH_FAILURES_TO_FAIL times in a row fails the gate at once."""
     if not endpoints:
         return GateResult(False, "the manifest defines no HTTP probe to gate on")
+    if window is None:
+        window = settings.stable_window("", None)
     streak_start: float | None = None
     streak = 0
+    refusals = dict.fromkeys((e.url for e in endpoints), 0)
     first_healthy: float | None = None
     polls = 0
     last_problem = "no answer yet"
@@ -220,17 +328,23 @@ async def health_gate(
     while True:
         now = time.monotonic()
         if now >= deadline:
+            if streak_start is not None:
+                last_problem = (
+                    f"healthy for only {now - streak_start:.1f} s of the {window:g} s "
+                    "stability window"
+                )
             return GateResult(
                 False, f"not healthy within {timeout:.0f}s: {last_problem}", first_healthy, polls
             )
         if cancelled():
             return GateResult(False, "cancelled", first_healthy, polls)
         crash = await alive()
-        results = await asyncio.gather(*(prober.probe(e) for e in endpoints))
+        try:
+            results = await asyncio.gather(*(prober.probe(e) for e in endpoints))
+        except GateSetupError as exc:
+            return GateResult(False, str(exc), first_healthy, polls)
         polls += 1
         elapsed = time.monotonic() - started
-        for endpoint, result in zip(endpoints, results, strict=True):
-            on_poll(endpoint, result, elapsed)
         good = crash is None and all(r.ok for r in results)
         if good:
             if first_healthy is None:
@@ -239,21 +353,33 @@ async def health_gate(
             if streak == 0:
                 streak_start = time.monotonic()
             streak += 1
-            assert streak_start is not None
-            if (
-                streak >= settings.stable_successes
-                and time.monotonic() - streak_start >= settings.stable_seconds
-            ):
-                return GateResult(
-                    True,
-                    f"healthy {streak} times over {time.monotonic() - streak_start:.1f}s",
-                    first_healthy,
-                    polls,
-                )
         else:
+            streak = 0
+            streak_start = None
+        assert streak_start is not None or streak == 0
+        stability = Stability(
+            time.monotonic() - streak_start if streak_start is not None else 0.0,
+            window,
+            streak,
+            settings.stable_successes,
+        )
+        for endpoint, result in zip(endpoints, results, strict=True):
+            on_poll(endpoint, result, elapsed, stability)
+            refusals[endpoint.url] = refusals[endpoint.url] + 1 if result.auth_refused else 0
+            if refusals[endpoint.url] >= AUTH_FAILURES_TO_FAIL:
+                message = auth_refusal_message(endpoint, result, refusals[endpoint.url])
+                return GateResult(False, message, first_healthy, polls)
+        if stability.reached:
+            return GateResult(
+                True,
+                f"stable {stability.seconds:.1f} s / {window:g} s "
+                f"({streak} healthy answers in a row)",
+                first_healthy,
+                polls,
+                round(stability.seconds, 3),
+            )
+        if not good:
             last_problem = crash or next(
                 f"{e.url}: {r.detail}" for e, r in zip(endpoints, results, strict=True) if not r.ok
             )
-            streak = 0
-            streak_start = None
         await asyncio.sleep(poll_interval(settings, time.monotonic() - started))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from cis_tui.audit.node import owner_name, read_text_file
 from cis_tui.audit.processes import LiveProcess
 from cis_tui.engine.atomic import AtomicWriteError
+from cis_tui.engine.attributes import check_recorded_attributes
 from cis_tui.engine.backups import Backup
 from cis_tui.engine.events import Event, Kind, Outcome
 from cis_tui.engine.lock import node_lock
@@ -28,6 +30,15 @@ def restore_plan(engine: Engine, backup: Backup) -> Plan:
     store = engine.store
     if backup.kind == "attributes":
         store.verify_target(backup)
+        for r in backup.attributes:
+            path = store.layout.confined(Path(r.path))
+            try:
+                current = path.lstat()
+            except OSError as exc:
+                raise UserError(f"cannot restore: {exc.strerror}", path) from None
+            if stat.S_ISLNK(current.st_mode):
+                raise UserError("is a symlink; refusing to change its mode or owner", path)
+            check_recorded_attributes(r.path, r.mode, r.uid, r.gid, current)
         changes = tuple(
             AttributeChange(Path(r.path), mode=r.mode, owner=owner_name(r.uid, r.gid))
             for r in backup.attributes

@@ -128,6 +128,8 @@ def open_private(path: Path, flags: int, mode: int = 0o600) -> int:
         raise
     try:
         st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise UserError("is a directory, not a file; refusing", path)
         if not stat.S_ISREG(st.st_mode):
             raise UserError("is not a regular file; refusing", path)
         if st.st_uid not in (0, os.geteuid()):

@@ -28,9 +28,11 @@ from cis_tui.engine.health import (
     Endpoint,
     Prober,
     ProbeResult,
+    Stability,
     health_gate,
     kubelet_endpoints,
     manifest_endpoints,
+    stability_window,
 )
 from cis_tui.engine.journal import Journal
 from cis_tui.engine.lock import node_lock
@@ -133,6 +135,8 @@ class Engine:
             raise UserError("a --root tree has no live processes to gate on; add --no-health-gate")
         results: list[FileResult] = []
         plan_doc = {"benchmark": plan.benchmark, "checks": list(plan.checks), "params": plan.params}
+        for file in plan.files:
+            self._confine(file)  # exit 2 before anything is touched
         with node_lock(self.settings.state_dir):
             self.emit(Event(Kind.STEP, step=Step.LOCK, ok=True, message=str(os.getpid())))
             failed = False
@@ -397,7 +401,8 @@ class Engine:
     ) -> None:
         comp = component or tx.file.component
         health = self.settings.health
-        prober = Prober(self.settings.layout.ca_cert, health.client_cert, health.client_key)
+        prober = Prober(self.settings.layout.ca_cert)
+        window, window_source = stability_window(health, comp, endpoints)
         crashes: list[int] = []
         watched = {"pid": tx.new_pid}
 
@@ -411,7 +416,9 @@ class Engine:
                 watched["pid"] = proc.pid
             return f"{comp} PID {pid} exited (crash {len(crashes)})"
 
-        def on_poll(endpoint: Endpoint, result: ProbeResult, elapsed: float) -> None:
+        def on_poll(
+            endpoint: Endpoint, result: ProbeResult, elapsed: float, stable: Stability
+        ) -> None:
             state = "ok" if result.ok else "failing"
             self.emit(
                 Event(
@@ -424,11 +431,9 @@ class Engine:
                     latency_ms=result.latency_ms,
                     elapsed=elapsed,
                     timeout=timeout,
-                    data={
-                        "url": endpoint.url,
-                        "tls": result.tls,
-                        "client_cert": result.client_cert,
-                    },
+                    data={"url": endpoint.url, "tls": result.tls, "status": result.status},
+                    stable=round(stable.seconds, 3),
+                    window=window,
                 )
             )
 
@@ -444,10 +449,13 @@ class Engine:
                     elapsed=time.monotonic() - started,
                     timeout=timeout,
                     data={"time": when},
+                    stable=0.0,
+                    window=window,
                 )
             )
 
-        self._step(tx, Step.HEALTH, None, ", ".join(e.url for e in endpoints))
+        urls = ", ".join(e.url for e in endpoints)
+        self._step(tx, Step.HEALTH, None, f"{urls}; stable for {window:g} s ({window_source})")
         try:
             result = await health_gate(
                 endpoints,
@@ -459,6 +467,7 @@ class Engine:
                 on_first,
                 alive,
                 self._cancelled,
+                window=window,
             )
         finally:
             await prober.aclose()
@@ -489,6 +498,8 @@ class Engine:
                 result.message,
                 elapsed=time.monotonic() - started,
                 timeout=timeout,
+                stable=result.stable,
+                window=window,
             )
         )
         self._step(tx, Step.HEALTH, True, result.message)

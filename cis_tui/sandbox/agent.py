@@ -3,8 +3,10 @@
 It watches the manifests directory (inotify through watchfiles, plus a periodic relist),
 runs each static pod's container as a process whose argv is the container's command and
 args, restarts a pod whose manifest changed (the old process terminated first, with a grace
-period), restarts crashed containers with CrashLoopBackOff-style delays, and runs the kubelet
-stand-in from its systemd unit (restarted by SIGHUP, i.e. `sandbox restart-kubelet`).
+period), runs every startup, readiness and liveness probe of the manifest anonymously with its
+timings and kills a container whose startup or liveness probe fails, restarts crashed and
+killed containers with CrashLoopBackOff-style delays, and runs the kubelet stand-in from its
+systemd unit (restarted by SIGHUP, i.e. `sandbox restart-kubelet`).
 Every event goes to DIR/var/log/sandbox/events.jsonl; the agent prints them as they come.
 """
 
@@ -38,8 +40,9 @@ from cis_tui.sandbox.pods import (
     manifest_files,
     prepare_host_paths,
 )
+from cis_tui.sandbox.probing import http_probe
 from cis_tui.sandbox.settings import Fault, SandboxSettings, load_sandbox_settings
-from cis_tui.sandbox.workers import KubeletWorker, Launch, PodWorker, http_ok
+from cis_tui.sandbox.workers import KubeletWorker, Launch, PodWorker
 
 PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True)
@@ -106,6 +109,7 @@ class Agent:
             "grace": self.settings.agent.grace_seconds if grace is None else grace,
             "manifest": str(spec.file),
             "pod": spec,
+            "probes": spec.probes,
         }
         if binary == "etcd" and self.etcd_binary is not None:
             env: dict[str, str] = {}
@@ -192,7 +196,7 @@ class Agent:
         assert launch.probe is not None
         interval = self.settings.agent.health_poll_seconds
         started = time.monotonic()
-        while not await http_ok(launch.probe):
+        while not (await http_probe(launch.probe, timeout=1.0))[0]:
             if proc.returncode is not None:
                 return
             await asyncio.sleep(interval)

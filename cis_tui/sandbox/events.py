@@ -32,6 +32,11 @@ KILLED = "killed"
 STOPPING = "stopping"
 REMOVED = "removed"
 FAULT = "fault"
+#: The agent's probes, as the kubelet runs them (cis_tui/sandbox/probing.py).
+PROBE_FAILED = "probe-failed"
+PROBE_SUCCEEDED = "probe-succeeded"
+READY = "ready"
+NOT_READY = "not-ready"
 
 
 @dataclass(frozen=True)

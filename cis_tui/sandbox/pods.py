@@ -32,17 +32,29 @@ class ManifestError(Exception):
 
 @dataclass(frozen=True)
 class Probe:
-    """An httpGet probe with its named port resolved."""
+    """An httpGet probe with its named port resolved, and the kubelet's timings for it
+    (Kubernetes' defaults where the manifest gives none)."""
 
     kind: str  # startupProbe | readinessProbe | livenessProbe
     scheme: str
     host: str
     port: int
     path: str
+    headers: tuple[tuple[str, str], ...] = ()  # httpHeaders
+    initial_delay: float = 0.0
+    period: float = 10.0
+    timeout: float = 1.0
+    failure_threshold: int = 3
+    success_threshold: int = 1
 
     @property
     def url(self) -> str:
         return f"{self.scheme.lower()}://{self.host}:{self.port}{self.path}"
+
+    @property
+    def name(self) -> str:
+        """`liveness`, `readiness` or `startup`, as the kubelet names probes in its events."""
+        return self.kind.removesuffix("Probe")
 
 
 @dataclass(frozen=True)
@@ -119,13 +131,35 @@ def _probe(kind: str, raw: Any, ports: Mapping[str, int]) -> Probe | None:
         number = int(port)
     except (TypeError, ValueError):
         return None
+    headers = tuple(
+        (str(h["name"]), str(h.get("value", "")))
+        for h in get.get("httpHeaders") or []
+        if isinstance(h, dict) and h.get("name")
+    )
     return Probe(
         kind=kind,
         scheme=str(get.get("scheme", "HTTP")).upper(),
         host=str(get.get("host", "127.0.0.1")),
         port=number,
         path=str(get.get("path", "/")),
+        headers=headers,
+        initial_delay=_timing(raw, "initialDelaySeconds", 0),
+        period=_timing(raw, "periodSeconds", 10),
+        timeout=_timing(raw, "timeoutSeconds", 1),
+        failure_threshold=int(_timing(raw, "failureThreshold", 3)),
+        # liveness and startup probes must have 1 (the API server refuses anything else)
+        success_threshold=int(_timing(raw, "successThreshold", 1))
+        if kind == "readinessProbe"
+        else 1,
     )
+
+
+def _timing(raw: Mapping[str, Any], key: str, default: int) -> float:
+    """A probe field the API server would default: absent, zero or invalid gives `default`."""
+    value = raw.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        return float(default)
+    return float(value)
 
 
 def pod_from_data(data: Any, file: Path) -> PodSpec:

@@ -1,14 +1,14 @@
 """Keeping one container (or the kubelet service) running, as the kubelet's pod workers do:
-start it, wait for it to exit or for a new spec, restart it, with CrashLoopBackOff delays.
+start it, probe it (cis_tui/sandbox/probing.py), wait for it to exit, for a failed startup or
+liveness probe or for a new spec, restart it, with CrashLoopBackOff delays.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
-import contextlib
+import enum
 import os
-import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from cis_tui.sandbox import events as ev
 from cis_tui.sandbox.pods import PodSpec, Probe
+from cis_tui.sandbox.probing import probe_container
 from cis_tui.sandbox.systemd import UnitError, load_service
 
 if TYPE_CHECKING:
@@ -32,41 +33,19 @@ class Launch:
     env: Mapping[str, str] = field(default_factory=dict)
     grace: float = 10.0
     probe: Probe | None = None  # polled for the healthy event (real binaries only)
+    probes: tuple[Probe, ...] = ()  # the manifest's probes, run as the kubelet runs them
     standin: bool = True
     pod: PodSpec | None = None
     manifest: str | None = None
     error: str | None = None  # cannot start, with the runtime's message
 
 
-async def http_ok(probe: Probe, timeout: float = 1.0) -> bool:
-    """One probe attempt, as the kubelet makes it: 200-399 is success, TLS unverified."""
-    ctx: ssl.SSLContext | None = None
-    if probe.scheme == "HTTPS":
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(probe.host, probe.port, ssl=ctx), timeout
-        )
-    except (OSError, asyncio.TimeoutError, ssl.SSLError):
-        return False
-    try:
-        request = (
-            f"GET {probe.path} HTTP/1.1\r\nHost: {probe.host}:{probe.port}\r\n"
-            "User-Agent: kube-probe/1.35\r\nConnection: close\r\n\r\n"
-        )
-        writer.write(request.encode())
-        await writer.drain()
-        status = await asyncio.wait_for(reader.readline(), timeout)
-        parts = status.split()
-        return len(parts) >= 2 and parts[1].isdigit() and 200 <= int(parts[1]) < 400
-    except (OSError, asyncio.TimeoutError, ssl.SSLError):
-        return False
-    finally:
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
+class Ended(enum.Enum):
+    """Why a supervised container stopped being watched."""
+
+    EXITED = "exited"  # the process exited on its own
+    REQUESTED = "requested"  # a new spec, a restart or stop request
+    PROBE = "probe"  # a startup or liveness probe failed: the kubelet kills and restarts it
 
 
 class Worker(abc.ABC):
@@ -108,10 +87,16 @@ class Worker(abc.ABC):
             launch = self.make_launch()
             began = time.monotonic()
             proc = await self.agent.spawn(launch)
-            if proc is not None and await self._supervise(proc, launch):
+            ended, why = (Ended.EXITED, "") if proc is None else await self._supervise(proc, launch)
+            if ended is Ended.REQUESTED:
+                assert proc is not None
                 await self.agent.terminate(proc, launch, self.reason, restart=not self.stopping)
                 crashes = 0
                 continue
+            if ended is Ended.PROBE:
+                assert proc is not None
+                # Killed like a crash: the restart waits out the CrashLoopBackOff.
+                await self.agent.terminate(proc, launch, why, restart=not self.stopping)
             if self.stopping:
                 break
             if time.monotonic() - began >= reset_after:
@@ -127,28 +112,56 @@ class Worker(abc.ABC):
                 self.agent.log(self.name, ev.RESTARTING, reason=self.reason)
                 crashes = 0
 
-    async def _supervise(self, proc: asyncio.subprocess.Process, launch: Launch) -> bool:
-        """Wait for the process to exit (False) or for a restart or stop request (True)."""
+    async def _supervise(
+        self, proc: asyncio.subprocess.Process, launch: Launch
+    ) -> tuple[Ended, str]:
+        """Wait for the process to exit, for a restart or stop request, or for a startup or
+        liveness probe to fail (with the kubelet's reason)."""
+        started = time.monotonic()
         exit_task = asyncio.ensure_future(proc.wait())
         wake_task = asyncio.ensure_future(self.wake.wait())
-        health = (
-            asyncio.ensure_future(self.agent.watch_health(proc, launch))
-            if launch.probe is not None
-            else None
-        )
-        try:
-            done, _ = await asyncio.wait(
-                {exit_task, wake_task}, return_when=asyncio.FIRST_COMPLETED
+        watchers: list[asyncio.Future[None]] = []
+        if launch.probe is not None:
+            watchers.append(asyncio.ensure_future(self.agent.watch_health(proc, launch)))
+        probe_task: asyncio.Future[str] | None = None
+        if launch.probes:
+
+            def log(event: str, **details: object) -> None:
+                self.agent.log(launch.name, event, proc.pid, **details)
+
+            probe_task = asyncio.ensure_future(
+                probe_container(launch.name, launch.probes, started, log)
             )
+        waited: set[asyncio.Future[object]] = {exit_task, wake_task}
+        if probe_task is not None:
+            waited.add(probe_task)
+        try:
+            while True:
+                done, _ = await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
+                failed = probe_task in done and probe_task.exception() is not None
+                if not failed or done & {exit_task, wake_task}:
+                    break
+                # A bug in the probes must not leave the container unsupervised.
+                assert probe_task is not None
+                self.agent.log(
+                    launch.name, "probe-error", proc.pid, message=repr(probe_task.exception())
+                )
+                waited.discard(probe_task)
         finally:
-            wake_task.cancel()
-            if health is not None:
-                health.cancel()
+            # The probes stop with the container: nothing probes a process being replaced.
+            for task in (wake_task, probe_task, *watchers):
+                if task is not None and not task.done():
+                    task.cancel()
+            await asyncio.gather(
+                *(t for t in (probe_task, *watchers) if t is not None), return_exceptions=True
+            )
         if exit_task in done:
             self.agent.log_exit(proc, launch)
-            return False
+            return Ended.EXITED, ""
         exit_task.cancel()
-        return True
+        if probe_task is not None and probe_task in done and wake_task not in done:
+            return Ended.PROBE, probe_task.result()
+        return Ended.REQUESTED, self.reason
 
 
 class PodWorker(Worker):

@@ -141,7 +141,8 @@ class ApplyScreen(Screen[None]):
             if kind is Kind.POLL:
                 if self._poll_worth_a_line(event):
                     latency = f" {event.latency_ms:.0f} ms" if event.latency_ms is not None else ""
-                    self.write(f"{who}: probe {event.message}{latency}")
+                    stability = f", {event.stability}" if event.ok and event.stability else ""
+                    self.write(f"{who}: probe {event.message}{latency}{stability}")
             else:
                 self.write(f"{who}: {event.message}")
         elif kind is Kind.ROLLBACK:

@@ -135,11 +135,13 @@ class FileProgress(Vertical):
 
 
 def _gate_info(event: Event) -> str:
-    """Elapsed against the timeout, and the probe's last answer (URL path only)."""
+    """Elapsed against the timeout, the stability window, and the probe's last answer (URL
+    path only)."""
     detail = event.message
     url = event.data.get("url")
     if isinstance(url, str) and detail.startswith(url):
         detail = urlsplit(url).path + detail[len(url) :]
     if event.latency_ms is not None:
         detail = f"{detail} in {event.latency_ms:.0f} ms"
-    return f"{event.elapsed:5.1f} s / {event.timeout:.0f} s  {detail}"
+    stability = f"{event.stability}  " if event.stability else ""
+    return f"{event.elapsed:5.1f} s / {event.timeout:.0f} s  {stability}{detail}"
