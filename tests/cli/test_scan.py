@@ -145,7 +145,7 @@ def test_binary_manifest(capsys, kubeadm_node):
 
 def test_symlinked_manifest_is_refused(capsys, kubeadm_node, tmp_path):
     path = kubeadm_node / "etc/kubernetes/manifests/kube-scheduler.yaml"
-    real = tmp_path / "elsewhere.yaml"
+    real = kubeadm_node / "elsewhere.yaml"  # inside the tree (a link out of it is exit 2)
     real.write_text(path.read_text())
     path.unlink()
     path.symlink_to(real)
