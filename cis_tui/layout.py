@@ -17,6 +17,7 @@ component (`stable_seconds = 1.0`) or for some of them, as a table like `[health
 from __future__ import annotations
 
 import os
+import pwd
 import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -85,6 +86,54 @@ class HealthSettings:
         if self.stable_seconds is not None:
             return self.stable_seconds
         return DEFAULT_STABLE_SECONDS if liveness is None else liveness
+
+
+#: Parents that start a static pod's container: the runtime's shims (and the kubelet).
+DEFAULT_RUNTIMES: tuple[str, ...] = (
+    "containerd-shim-runc-v2",
+    "containerd-shim",
+    "conmon",
+    "crio-conmon",
+    "kubelet",
+)
+
+
+@dataclass(frozen=True)
+class ProcessIdentity:
+    """What makes a process a component rather than something with its name (`[processes]`).
+
+    It must be owned by the component's user (`user`, root by default), and started by the
+    container runtime: its parent is named in `runtimes` (the kubelet's own parent in
+    `kubelet_parents`), or is the process whose PID a file in `runtime_pid_files` holds (a
+    sandbox agent), that parent owned by root or the same user; or its cgroup path starts with
+    one of `cgroups` (the kubelet's: `kubelet_cgroups`). For example:
+
+        [processes]
+        user = "root"                # or a uid, or a table per component
+        runtimes = ["containerd-shim-runc-v2", "containerd-shim", "conmon", "crio-conmon"]
+        cgroups = ["kubepods", "kubepods.slice"]
+        kubelet_parents = ["systemd"]
+        kubelet_cgroups = ["system.slice/kubelet.service"]
+        runtime_pid_files = []       # a sandbox names its agent's PID file here
+    """
+
+    uid: int = 0
+    #: Per-component owners (`[processes.user]` as a table), e.g. a rootless control plane.
+    uids: dict[str, int] = field(default_factory=dict)
+    runtimes: tuple[str, ...] = DEFAULT_RUNTIMES
+    runtime_pid_files: tuple[Path, ...] = ()
+    cgroups: tuple[str, ...] = ("kubepods", "kubepods.slice")
+    kubelet_parents: tuple[str, ...] = ("systemd",)
+    kubelet_cgroups: tuple[str, ...] = ("system.slice/kubelet.service",)
+
+    def uid_for(self, component: str) -> int:
+        return self.uids.get(component, self.uid)
+
+    def parents_for(self, component: str) -> tuple[str, ...]:
+        return self.kubelet_parents if component == "kubelet" else self.runtimes
+
+    def cgroups_for(self, component: str) -> tuple[str, ...]:
+        return self.kubelet_cgroups if component == "kubelet" else self.cgroups
 
 
 @dataclass(frozen=True)
@@ -176,6 +225,8 @@ class Settings:
     benchmark: str = "cis-1.12"
     config_path: Path | None = None
     has_root_override: bool = False
+    #: Which processes are the components (owner, starter), not merely named like them.
+    identity: ProcessIdentity = field(default_factory=ProcessIdentity)
 
 
 _LAYOUT_KEYS = {f.name for f in fields(Layout)} - {"manifest_names", "root"}
@@ -283,6 +334,62 @@ def _parse_health(table: dict[str, Any], path: Path) -> HealthSettings:
     return replace(base, **kwargs)
 
 
+_PROCESS_KEYS = {
+    "root",
+    "user",
+    "runtimes",
+    "runtime_pid_files",
+    "cgroups",
+    "kubelet_parents",
+    "kubelet_cgroups",
+}
+
+
+def _strings(value: Any, key: str, path: Path) -> tuple[str, ...]:
+    if not (isinstance(value, list) and all(isinstance(v, str) and v for v in value)):
+        raise UserError(f"{key} must be a list of non-empty strings", path)
+    return tuple(value)
+
+
+def _uid(value: Any, key: str, path: Path) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if not isinstance(value, str) or not value:
+        raise UserError(f"{key} must be a user name or a numeric uid", path)
+    try:
+        return pwd.getpwnam(value).pw_uid
+    except KeyError:
+        raise UserError(f"{key}: no user {value!r} on this system", path) from None
+
+
+def _parse_processes(table: dict[str, Any], path: Path) -> tuple[Path | None, ProcessIdentity]:
+    """`[processes]`: the node's process root and what identifies a component's process."""
+    _unknown(table, _PROCESS_KEYS, "processes", path)
+    root = _abs_path(table["root"], "processes.root", path) if "root" in table else None
+    kwargs: dict[str, Any] = {}
+    user = table.get("user")
+    if isinstance(user, dict):
+        uids = {}
+        for comp, value in user.items():
+            if comp not in (*COMPONENTS, "kube-proxy"):
+                raise UserError(f"unknown component {comp!r} in [processes.user]", path)
+            uids[comp] = _uid(value, f"processes.user.{comp}", path)
+        kwargs["uids"] = uids
+    elif user is not None:
+        kwargs["uid"] = _uid(user, "processes.user", path)
+    for key in ("runtimes", "cgroups", "kubelet_parents", "kubelet_cgroups"):
+        if key in table:
+            kwargs[key] = _strings(table[key], f"processes.{key}", path)
+    if "runtime_pid_files" in table:
+        files = table["runtime_pid_files"]
+        if not isinstance(files, list):
+            raise UserError("processes.runtime_pid_files must be a list of absolute paths", path)
+        kwargs["runtime_pid_files"] = tuple(
+            _abs_path(f, "processes.runtime_pid_files", path) for f in files
+        )
+    return root, ProcessIdentity(**kwargs)
+
+
 def _default_state_dir(root: Path | None) -> Path:
     if root is not None:
         return root / "var/lib/cis-tui"
@@ -321,10 +428,7 @@ def load_settings(
         raise UserError("kubelet.restart_command must be a non-empty list of strings", path)
 
     processes = _expect(data.get("processes", {}), "processes", path)
-    _unknown(processes, {"root"}, "processes", path)
-    process_root = (
-        _abs_path(processes["root"], "processes.root", path) if "root" in processes else None
-    )
+    process_root, identity = _parse_processes(processes, path)
 
     state = _expect(data.get("state", {}), "state", path)
     _unknown(state, {"dir"}, "state", path)
@@ -355,4 +459,5 @@ def load_settings(
         benchmark=str(bench),
         config_path=path if data else None,
         has_root_override=root is not None,
+        identity=identity,
     )

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, ClassVar
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.content import Content
+from textual.driver import Driver
 from textual.screen import Screen
 
 from cis_tui.audit.evaluate import Result, evaluate
@@ -108,6 +109,28 @@ class CisTuiApp(App[int]):
         self._exit_after_job = False
         self._saved_handlers: dict[signal.Signals, SignalHandler] = {}
         self._heap_frozen = False
+        #: The terminal is gone: frames are dropped, and the app exits once no change is in flight.
+        self.terminal_lost = False
+
+    def get_driver_class(self) -> type[Driver]:
+        """Textual's driver, made to survive a lost terminal on Linux (see terminal_loss)."""
+        from textual.drivers.linux_driver import LinuxDriver
+
+        chosen = super().get_driver_class()
+        if chosen is LinuxDriver:
+            from cis_tui.tui.terminal_loss import HangupSafeDriver
+
+            return HangupSafeDriver
+        return chosen
+
+    def on_terminal_lost(self) -> None:
+        """The terminal went away (a dropped SSH session): nobody can see or answer anything
+        any more. Finish or roll back the change in flight, headless, then exit."""
+        if self.terminal_lost:
+            return
+        self.terminal_lost = True
+        self.runner.log.note("the terminal was lost; finishing without a screen")
+        self._on_signal(signal.SIGHUP)
 
     def get_default_screen(self) -> Screen[None]:
         return self.checks_screen

@@ -16,7 +16,7 @@ from typing import IO, TYPE_CHECKING
 
 from textual.worker import Worker, WorkerState
 
-from cis_tui.engine.events import Event
+from cis_tui.engine.events import Event, Kind
 from cis_tui.errors import NodeLocked, UserError
 from cis_tui.tui.messages import EngineDone, EngineEvent, EngineFailed
 
@@ -93,6 +93,16 @@ class EventLog:
             with contextlib.suppress(OSError):
                 self._file.close()
             self._file = None
+
+    def note(self, message: str) -> None:
+        """A note of the wizard's own (the terminal was lost), logged during a job or not."""
+        event = Event(Kind.NOTE, message=message)
+        if self._file is not None:
+            self.write(event)
+            return
+        self.open()
+        self.write(event)
+        self.close()
 
 
 class EngineRunner:

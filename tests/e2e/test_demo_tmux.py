@@ -220,3 +220,43 @@ def test_demo_sigterm_during_the_gate_rolls_back_then_cleans_up(tmp_path):
     events = [json.loads(line) for line in log.read_text().splitlines()]
     outcomes = [e["outcome"] for e in events if e["kind"] == "outcome"]
     assert outcomes == ["rolled-back"], outcomes
+
+
+def test_demo_ssh_drop_mid_gate_finishes_headless_and_cleans_up(tmp_path):
+    """`tmux kill-session` two seconds into a health gate: the terminal is gone (frames fail
+    with EIO, the keyboard reads EOF). The wizard must not hang: it rolls back headless, logs
+    it, removes the sandbox and exits, within the gate's own time."""
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    pane = Pane(tmp_path)
+    try:
+        pane.start(demo_command(tmpdir))
+        pane.wait_for(r"\d+/92 checks", timeout=90)
+        pane.keys("/")
+        pane.wait_for(r"search id or title")
+        pane.keys("1.3.2", literal=True)
+        pane.keys("Enter")
+        pane.wait_for(r"\b1/92 checks")
+        pane.keys("p")
+        pane.wait_for(r"Plan: fixes 1\.3\.2")
+        pane.keys("a")
+        pane.wait_for(r"Apply this plan\?")
+        pane.keys("y")
+        pane.wait_for(r"health …|… health", timeout=60)
+        demo = psutil.Process(demo_pid(tmpdir))
+        # Inside the gate: the new process answered once, the stability window still runs.
+        pane.wait_for(r"answers healthy", timeout=60)
+        dropped = time.monotonic()
+        pane.tmux("kill-session", "-t", "demo")
+        demo.wait(timeout=150)  # the controller-manager's gate timeout is 120 s
+        took = time.monotonic() - dropped
+    finally:
+        pane.kill()
+    assert took < 120, f"the demo took {took:.0f}s to finish after the terminal was lost"
+    assert_cleaned_up(tmpdir)
+    log = Path(os.environ["XDG_STATE_HOME"]) / "cis-tui" / "log" / "events.jsonl"
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    assert any("terminal was lost" in e.get("message", "") for e in events)
+    outcomes = [e["outcome"] for e in events if e["kind"] == "outcome"]
+    assert outcomes == ["rolled-back"], outcomes
+    assert events[-1]["kind"] == "done"
