@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cis_tui.audit.flags import ParsedArgs, parse_args
-from cis_tui.audit.processes import LiveProcess, find_processes
+from cis_tui.audit.processes import IgnoredProcess, LiveProcess, scan_processes
 from cis_tui.audit.yamlcache import YamlSyntaxError, load_all_cached
 from cis_tui.layout import STATIC_COMPONENTS, Layout, Settings
 
@@ -332,6 +332,8 @@ class NodeSnapshot:
     kubelet_config_error: InputError | None = None
     kubelet_file_args: tuple[str, ...] = ()
     processes: dict[str, LiveProcess] = field(default_factory=dict)
+    #: Processes named like a component that are not it (owner, starter): never judged.
+    ignored_processes: tuple[IgnoredProcess, ...] = ()
     live: bool = False  # whether live processes were looked for
 
     @property
@@ -434,9 +436,11 @@ def take_snapshot(settings: Settings, live: bool | None = None) -> NodeSnapshot:
             snap.kubelet_config_error = exc
     snap.kubelet_file_args = read_kubelet_file_args(settings.layout)
     if look_live:
-        snap.processes = find_processes(
+        scan = scan_processes(
             (*STATIC_COMPONENTS, "kubelet", "kube-proxy"),
             settings.process_root,
             env_of=("etcd",),
+            identity=settings.identity,
         )
+        snap.processes, snap.ignored_processes = scan.live, scan.ignored
     return snap

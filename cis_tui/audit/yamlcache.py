@@ -3,6 +3,7 @@
 ruamel.yaml's constructor costs ~6 ms per manifest even with the C parser; a node's manifests
 rarely change between scans, so their parsed form is kept as JSON in the user cache directory,
 keyed by the sha256 of the text. A changed file is a new key: the cache can never be stale.
+Only texts within the bounds of `cis_tui.safeyaml` are parsed and cached.
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ from typing import Any
 
 import platformdirs
 
+from cis_tui.safeyaml import YamlLimitError, load_all
+
 _MAX_ENTRIES = 256
+#: A cached entry larger than this is ignored (bounded texts give far smaller ones).
+_MAX_ENTRY_BYTES = 8 << 20
 
 
 class YamlSyntaxError(ValueError):
@@ -30,11 +35,10 @@ class YamlSyntaxError(ValueError):
 
 def _parse(text: str) -> list[Any]:
     # Imported on a cache miss only: ruamel.yaml takes ~60 ms to import.
-    from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
     try:
-        return list(YAML(typ="safe", pure=False).load_all(text))
+        return load_all(text)
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or type(exc).__name__
@@ -46,18 +50,24 @@ def _cache_dir() -> Path:
 
 
 def load_all_cached(text: str) -> list[Any]:
-    """Every document of `text` (YamlSyntaxError when malformed), through the checksum cache."""
-    key = hashlib.sha256(text.encode()).hexdigest()
+    """Every document of `text` through the checksum cache: YamlSyntaxError when malformed,
+    YamlLimitError when it exceeds the safeyaml bounds (an alias bomb, say)."""
+    key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     path = _cache_dir() / f"{key}.json"
     try:
-        return list(json.loads(path.read_bytes()))
-    except (OSError, ValueError):
+        with path.open("rb") as fh:
+            raw = fh.read(_MAX_ENTRY_BYTES + 1)
+        if len(raw) <= _MAX_ENTRY_BYTES:
+            return list(json.loads(raw))
+    except (OSError, ValueError, RecursionError):
         pass
     docs = _parse(text)
     try:
         payload = json.dumps(docs)
     except (TypeError, ValueError):
         return docs  # timestamps or binary scalars: not worth caching
+    if len(payload) > _MAX_ENTRY_BYTES:
+        return docs
     # A read-only home: parse every time.
     with contextlib.suppress(OSError):
         directory = _cache_dir()

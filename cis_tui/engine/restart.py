@@ -3,20 +3,24 @@
 Static pods restart themselves when the kubelet sees the new file; the kubelet itself needs the
 configured restart command. Evidence is a process whose arguments equal the new manifest's and
 whose PID differs from the snapshot; without it the old process would pass the health gate
-(kubeadm waits for the mirror pod's hash for the same reason, kubeadm#2763).
+(kubeadm waits for the mirror pod's hash for the same reason, kubeadm#2763). Only a process the
+layout's identity rules accept counts (owner, started by the runtime), and the probed ports must
+be its own: a process that merely carries the component's name proves nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psutil
 
-from cis_tui.audit.processes import LiveProcess, find_processes
+from cis_tui.audit.processes import IgnoredProcess, LiveProcess, listens_on, scan_processes
+from cis_tui.layout import ProcessIdentity
 
 
 @dataclass(frozen=True)
@@ -25,9 +29,11 @@ class RestartEvidence:
     message: str
 
 
-async def find_process(component: str, process_root: Path | None) -> LiveProcess | None:
-    found = await asyncio.to_thread(find_processes, (component,), process_root)
-    return found.get(component)
+async def find_process(
+    component: str, process_root: Path | None, *, identity: ProcessIdentity
+) -> LiveProcess | None:
+    found = await asyncio.to_thread(scan_processes, (component,), process_root, identity=identity)
+    return found.live.get(component)
 
 
 async def wait_for_process(
@@ -38,12 +44,19 @@ async def wait_for_process(
     deadline: float,
     cancelled: Callable[[], bool],
     interval: float = 0.1,
+    *,
+    identity: ProcessIdentity,
 ) -> RestartEvidence:
-    """Wait for a process of `component` with `expected_args` (any, if None) and a PID other
-    than `not_pid`, until the monotonic `deadline`."""
+    """Wait for a process of `component` that `identity` accepts, with `expected_args` (any,
+    if None) and a PID other than `not_pid`, until the monotonic `deadline`."""
     last: LiveProcess | None = None
+    impostor: IgnoredProcess | None = None
     while time.monotonic() < deadline and not cancelled():
-        proc = await find_process(component, process_root)
+        scan = await asyncio.to_thread(
+            scan_processes, (component,), process_root, identity=identity
+        )
+        impostor = scan.ignored[-1] if scan.ignored else impostor
+        proc = scan.live.get(component)
         if proc is not None:
             last = proc
             args_ok = expected_args is None or proc.args == expected_args
@@ -53,7 +66,8 @@ async def wait_for_process(
     if cancelled():
         return RestartEvidence(None, "cancelled")
     if last is None:
-        return RestartEvidence(None, f"no {component} process appeared")
+        seen = f" ({impostor})" if impostor is not None else ""
+        return RestartEvidence(None, f"no {component} process appeared{seen}")
     if last.pid == not_pid:
         return RestartEvidence(None, f"{component} was not restarted (still PID {last.pid})")
     return RestartEvidence(None, f"{component} PID {last.pid} runs other arguments than the file")
@@ -85,3 +99,18 @@ def pid_alive(pid: int) -> bool:
         return proc.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def probe_port(url: str) -> int:
+    parts = urlsplit(url)
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def port_problem(component: str, pid: int, urls: Iterable[str]) -> str | None:
+    """Why the probes at `urls` would not judge `pid` (None: it listens on every probed port).
+    An answer on a port some other process holds says nothing about the component."""
+    for url in urls:
+        port = probe_port(url)
+        if not listens_on(pid, port):
+            return f"port {port} is not listened on by {component} PID {pid}"
+    return None

@@ -43,7 +43,17 @@ def restore_plan(engine: Engine, backup: Backup) -> Plan:
             AttributeChange(Path(r.path), mode=r.mode, owner=owner_name(r.uid, r.gid))
             for r in backup.attributes
         )
-        file = FilePlan("attributes", "node", None, None, None, (), attributes=changes)
+        file = FilePlan(
+            "attributes",
+            "node",
+            None,
+            None,
+            None,
+            (),
+            attributes=changes,
+            restores=backup.id,
+            reverts=backup.checks,
+        )
     else:
         data = store.original_bytes(backup)
         path = store.layout.confined(Path(backup.path))
@@ -57,7 +67,16 @@ def restore_plan(engine: Engine, backup: Backup) -> Plan:
             raise UserError("backup is not UTF-8 text", Path(backup.directory)) from None
         if text == current:
             return Plan(engine.catalog.benchmark, (), {}, ())
-        file = FilePlan(kind, backup.component, path, current, text, ())
+        file = FilePlan(
+            kind,
+            backup.component,
+            path,
+            current,
+            text,
+            (),
+            restores=backup.id,
+            reverts=backup.checks,
+        )
     return Plan(engine.catalog.benchmark, (), {}, (file,))
 
 
@@ -170,5 +189,7 @@ async def _gate_restored(engine: Engine, backup: Backup) -> str | None:
     else:
         from cis_tui.engine.restart import find_process
 
-        tx.old_process = await find_process("kubelet", engine.settings.process_root)
+        tx.old_process = await find_process(
+            "kubelet", engine.settings.process_root, identity=engine.settings.identity
+        )
     return await engine._gate_old(tx)

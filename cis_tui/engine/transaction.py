@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cis_tui.audit.evaluate import Status, evaluate
+from cis_tui.audit.evaluate import Result, Status, evaluate
 from cis_tui.audit.node import InputError, parse_manifest, take_snapshot
 from cis_tui.audit.processes import LiveProcess
 from cis_tui.benchmarks.catalog import Catalog
@@ -36,7 +36,13 @@ from cis_tui.engine.health import (
 )
 from cis_tui.engine.journal import Journal
 from cis_tui.engine.lock import node_lock
-from cis_tui.engine.restart import find_process, pid_alive, run_restart_command, wait_for_process
+from cis_tui.engine.restart import (
+    find_process,
+    pid_alive,
+    port_problem,
+    run_restart_command,
+    wait_for_process,
+)
 from cis_tui.errors import UserError
 from cis_tui.layout import Settings
 from cis_tui.remediate.plan import FilePlan, Plan
@@ -87,6 +93,7 @@ class _Tx:
     new_pid: int | None = None
     created: list[str] = field(default_factory=list)
     new_sha256: str = ""  # of the bytes this transaction writes
+    audit_summary: str = ""
 
 
 def _label(file: FilePlan) -> str:
@@ -191,7 +198,12 @@ class Engine:
         if tx.backup:
             tx.backup = self._record_outcome(tx, tx.backup, "committed")
         self._step(tx, Step.COMMIT, True)
-        message = f"fixed {', '.join(file.checks)}"
+        if file.restores:
+            message = f"restored {tx.label} from backup {file.restores}; {tx.audit_summary}"
+        elif file.checks:
+            message = f"fixed {', '.join(file.checks)}"
+        else:
+            message = f"wrote {tx.label}"
         self.emit(
             Event(
                 Kind.OUTCOME, tx.label, file.component, outcome=Outcome.COMMITTED, message=message
@@ -239,7 +251,9 @@ class Engine:
         if file.kind == "attributes" or not self.gate:
             self._step(tx, Step.SNAPSHOT, True, "no process to watch")
             return
-        tx.old_process = await find_process(file.component, self.settings.process_root)
+        tx.old_process = await find_process(
+            file.component, self.settings.process_root, identity=self.settings.identity
+        )
         pid = f"PID {tx.old_process.pid}" if tx.old_process else "not running"
         self._step(tx, Step.SNAPSHOT, True, pid)
 
@@ -349,7 +363,13 @@ class Engine:
         self._step(tx, Step.RESTART_EVIDENCE)
         old_pid = tx.old_process.pid if tx.old_process else None
         evidence = await wait_for_process(
-            file.component, self.settings.process_root, expected, old_pid, deadline, self._cancelled
+            file.component,
+            self.settings.process_root,
+            expected,
+            old_pid,
+            deadline,
+            self._cancelled,
+            identity=self.settings.identity,
         )
         if self._cancelled():
             raise _Cancelled()
@@ -403,18 +423,17 @@ class Engine:
         health = self.settings.health
         prober = Prober(self.settings.layout.ca_cert)
         window, window_source = stability_window(health, comp, endpoints)
-        crashes: list[int] = []
-        watched = {"pid": tx.new_pid}
+        watched = tx.new_pid  # never another process: what replaces it is unproven
 
         async def alive() -> str | None:
-            pid = watched["pid"]
-            if pid is None or await asyncio.to_thread(pid_alive, pid):
-                return None
-            crashes.append(pid)
-            proc = await find_process(comp, self.settings.process_root)
-            if proc is not None and (expected is None or proc.args == expected) and proc.pid != pid:
-                watched["pid"] = proc.pid
-            return f"{comp} PID {pid} exited (crash {len(crashes)})"
+            if watched is None:
+                return f"no {comp} process to watch"
+            if not await asyncio.to_thread(pid_alive, watched):
+                message = f"{comp} PID {watched} exited"
+                self._step(tx, Step.HEALTH, False, message)
+                raise _Failed(message)
+            urls = [e.url for e in endpoints]
+            return await asyncio.to_thread(port_problem, comp, watched, urls)
 
         def on_poll(
             endpoint: Endpoint, result: ProbeResult, elapsed: float, stable: Stability
@@ -514,7 +533,9 @@ class Engine:
         except (OSError, InputError):
             return
         saved = tx.new_pid
-        proc = await find_process("kube-apiserver", self.settings.process_root)
+        proc = await find_process(
+            "kube-apiserver", self.settings.process_root, identity=self.settings.identity
+        )
         tx.new_pid = proc.pid if proc else None
         try:
             await self._gate(
@@ -529,6 +550,9 @@ class Engine:
         snap = await asyncio.to_thread(
             take_snapshot, self.settings, self.gate and file.kind != "attributes"
         )
+        if file.restores:
+            self._audit_restore(tx, evaluate(self.catalog, snap, file.reverts))
+            return
         results = evaluate(self.catalog, snap, file.checks)
         failed = []
         for r in results:
@@ -550,6 +574,30 @@ class Engine:
             self._step(tx, Step.AUDIT, False, "; ".join(failed))
             raise _Failed(f"audit re-check failed: {'; '.join(failed)}")
         self._step(tx, Step.AUDIT, True, f"{len(results)} checks pass")
+
+    def _audit_restore(self, tx: _Tx, results: list[Result]) -> None:
+        """After a restore the checks its backup's change had fixed are expected to fail
+        again: report each, never roll back for it."""
+        file = tx.file
+        again = [r.id for r in results if r.status is not Status.PASS]
+        for r in results:
+            self.emit(
+                Event(
+                    Kind.AUDIT,
+                    tx.label,
+                    file.component,
+                    Step.AUDIT,
+                    None,
+                    f"{r.id} {r.status.value}: {r.reason}",
+                    data={"check": r.id},
+                )
+            )
+        tx.audit_summary = (
+            (f"failing again: {', '.join(again)}" if again else "no check fails again")
+            if results
+            else "the backup recorded no checks"
+        )
+        self._step(tx, Step.AUDIT, True, tx.audit_summary)
 
     # -- rollback ---------------------------------------------------------------------------
     async def _rollback(self, tx: _Tx, why: str) -> FileResult:
@@ -615,6 +663,7 @@ class Engine:
             tx.new_pid if file.kind == "kubelet-config" else None,
             started + timeout,
             lambda: False,
+            identity=self.settings.identity,
         )
         if evidence.process is None:
             return evidence.message

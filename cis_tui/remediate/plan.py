@@ -73,6 +73,9 @@ class FilePlan:
     attributes: tuple[AttributeChange, ...] = ()
     notes: tuple[str, ...] = ()
     risks: tuple[str, ...] = ()
+    #: For `backups restore`: the backup put back, and the checks its change had fixed.
+    restores: str = ""
+    reverts: tuple[str, ...] = ()
 
     @property
     def restarts(self) -> tuple[str, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import shutil
 import socket
@@ -171,9 +172,22 @@ def _cis_tui_toml(paths: SandboxPaths) -> str:
         "",
         "[processes]",
         f'root = "{paths.root}"',
+        "# The agent plays the container runtime (and the kubelet's systemd): only the processes",
+        "# it starts, owned by the user who created this sandbox, are this node's components.",
+        f"user = {_owner()}",
+        f'runtime_pid_files = ["{paths.agent_lock}"]',
         "",
     ]
     return "\n".join(lines)
+
+
+def _owner() -> str:
+    """The creating user, as a TOML value: the name when it has one, else the uid."""
+    uid = os.geteuid()
+    try:
+        return f'"{pwd.getpwuid(uid).pw_name}"'
+    except KeyError:
+        return str(uid)
 
 
 def _check_directory(directory: Path) -> Path:

@@ -74,6 +74,8 @@ def test_backups_show_diff_restore_prune(capsys, kubeadm_node):
         "--no-health-gate",
     )
     assert code == 0, out
+    assert f"COMMITTED: restored {manifest} from backup {backup['id']}" in out
+    assert "failing again: 1.4.1" in out and "0 checks pass" not in out
     assert manifest.read_bytes() == original
     items = backups(capsys, kubeadm_node)
     assert {b["outcome"] for b in items} == {"restored", "committed"}
