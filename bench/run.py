@@ -5,6 +5,11 @@
 Runs on sandbox nodes, prints a table, and ends with one line of JSON:
 scan_speedup, batch_speedup, gate_detect_ms_p50, tui_start_ratio, tui_key_latency_ms_p95,
 peak_rss_mb (DESIGN section 10).
+
+The health gate's stability window is what a real apply waits after each restart (the API
+server's liveness probe: 20 s on kubeadm). The full run measures the batch with it; `--quick`
+shortens it to 1 s, and the gate-detection rounds to 0.2 s (the window comes after the first
+healthy answer, so it cannot change that figure); the table says which window each row used.
 """
 
 from __future__ import annotations
@@ -29,9 +34,10 @@ sys.path.insert(0, str(REPO))
 
 from bench.baseline import per_check_subprocess_scan  # noqa: E402
 from cis_tui.audit.evaluate import evaluate  # noqa: E402
-from cis_tui.audit.node import take_snapshot  # noqa: E402
+from cis_tui.audit.node import read_manifest, take_snapshot  # noqa: E402
 from cis_tui.benchmarks.catalog import load_catalog  # noqa: E402
 from cis_tui.engine.events import Event, Kind  # noqa: E402
+from cis_tui.engine.health import manifest_endpoints, stability_window  # noqa: E402
 from cis_tui.engine.transaction import Engine  # noqa: E402
 from cis_tui.layout import load_settings  # noqa: E402
 from cis_tui.remediate.plan import FilePlan, Plan, build_plan  # noqa: E402
@@ -40,19 +46,24 @@ from cis_tui.sandbox.harness import SandboxRun  # noqa: E402
 from cis_tui.sandbox.settings import update_sandbox_settings  # noqa: E402
 
 CATALOG = load_catalog("cis-1.12")
-TEN_FIXES = ["1.2.1", "1.2.5", "1.2.11", "1.2.15", "1.2.16", "1.2.17", "1.2.18", "1.2.19",
+# Not 1.2.1: --anonymous-auth=false fails the kubelet's anonymous probes and is rolled back.
+TEN_FIXES = ["1.2.3", "1.2.5", "1.2.11", "1.2.15", "1.2.16", "1.2.17", "1.2.18", "1.2.19",
              "1.2.29", "1.2.30"]  # fmt: skip
 
 
 @contextlib.contextmanager
-def sandbox(ready: dict[str, float], stable_seconds: float) -> Iterator[SandboxRun]:
-    """A started sandbox node with the given readiness delays; removed afterwards."""
+def sandbox(ready: dict[str, float], stable_seconds: float | None) -> Iterator[SandboxRun]:
+    """A started sandbox node with the given readiness delays and stability window (None: the
+    default, from each manifest's liveness probe); removed afterwards."""
     directory = Path(tempfile.mkdtemp(prefix="cis-tui-bench-"))
     try:
         create_sandbox(directory, "default", reuse_keys=True)
         update_sandbox_settings(directory, ready_delay=ready, backoff_initial_seconds=0.2)
         config = directory / "cis-tui.toml"
-        config.write_text(config.read_text() + f"\n[health]\nstable_seconds = {stable_seconds}\n")
+        if stable_seconds is not None:
+            config.write_text(
+                config.read_text() + f"\n[health]\nstable_seconds = {stable_seconds}\n"
+            )
         run = SandboxRun.start(directory, wait=True, timeout=60)
         try:
             yield run
@@ -105,13 +116,26 @@ def apply_checks(run: SandboxRun, ids: list[str], events: list[Event] | None = N
     return elapsed
 
 
-def bench_batch(apiserver_delay: float, stable_seconds: float) -> dict[str, float]:
+def default_window(run: SandboxRun, component: str) -> float:
+    """The stability window a real apply uses for `component` on this node."""
+    settings = load_settings(config=run.config)
+    manifest = read_manifest(settings.layout.manifest(component), component)
+    return stability_window(settings.health, component, manifest_endpoints(manifest))[0]
+
+
+def bench_batch(apiserver_delay: float, stable_seconds: float | None) -> dict[str, float]:
     ready = {"kube-apiserver": apiserver_delay}
     with sandbox(ready, stable_seconds) as run:
+        window = default_window(run, "kube-apiserver")
         serial = sum(apply_checks(run, [check]) for check in TEN_FIXES)
     with sandbox(ready, stable_seconds) as run:
         batched = apply_checks(run, TEN_FIXES)
-    return {"serial_s": serial, "batched_s": batched, "batch_speedup": serial / batched}
+    return {
+        "serial_s": serial,
+        "batched_s": batched,
+        "batch_speedup": serial / batched,
+        "window_s": window,
+    }
 
 
 # ---- gate detection -------------------------------------------------------------------
@@ -172,7 +196,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer rounds, under 5 minutes")
     args = parser.parse_args()
     quick = args.quick
-    stable = 1.0 if quick else 5.0
+    stable = 1.0 if quick else None  # None: the real window, from the manifests
+    gate_stable = 0.2
     started = time.perf_counter()
     rows: list[tuple[str, str, str]] = []
     figures: dict[str, float] = {}
@@ -186,13 +211,22 @@ def main() -> int:
 
     batch = bench_batch(2.0 if quick else 5.0, stable)
     figures["batch_speedup"] = batch["batch_speedup"]
-    rows.append(("10 fixes as 10 transactions", f"{batch['serial_s']:.1f} s", ""))
-    rows.append(("10 fixes as 1 transaction", f"{batch['batched_s']:.1f} s", ""))
+    window = f"{batch['window_s']:g} s window" + (
+        ", shortened by --quick" if stable is not None else ", the default"
+    )
+    rows.append((f"10 fixes as 10 transactions ({window})", f"{batch['serial_s']:.1f} s", ""))
+    rows.append((f"10 fixes as 1 transaction ({window})", f"{batch['batched_s']:.1f} s", ""))
     rows.append(("batch_speedup", f"{batch['batch_speedup']:.1f}x", ">= 8"))
 
-    gate = bench_gate(5 if quick else 15, 0.2)
+    gate = bench_gate(5 if quick else 15, gate_stable)
     figures["gate_detect_ms_p50"] = gate["gate_detect_ms_p50"]
-    rows.append(("gate_detect_ms_p50", f"{gate['gate_detect_ms_p50']:.0f} ms", "<= 150"))
+    rows.append(
+        (
+            f"gate_detect_ms_p50 ({gate_stable:g} s window: detection comes before it)",
+            f"{gate['gate_detect_ms_p50']:.0f} ms",
+            "<= 150",
+        )
+    )
     rows.append(("gate detection, worst", f"{gate['gate_detect_ms_max']:.0f} ms", ""))
 
     tui = bench_tui(quick)

@@ -63,17 +63,28 @@ class _Signature:
     values: frozenset[tuple[str, str]]  # (polarity, value) for has / does not have / eq
 
 
+#: A full kube-bench node report is ~300 KB; anything past this is not one.
+MAX_REPORT_BYTES = 16 << 20
+
+
 def _load(path: Path) -> list[dict[str, Any]]:
     try:
-        raw = path.read_text(encoding="utf-8")
+        with path.open("rb") as fh:
+            data = fh.read(MAX_REPORT_BYTES + 1)
     except FileNotFoundError:
         raise UserError("kube-bench report not found", path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read kube-bench report: {exc}", path) from None
+    except OSError as exc:
+        raise UserError(f"cannot read kube-bench report: {exc.strerror or exc}", path) from None
+    if len(data) > MAX_REPORT_BYTES:
+        raise UserError(f"kube-bench report is larger than {MAX_REPORT_BYTES} bytes", path)
     try:
-        doc = json.loads(raw)
+        doc = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise UserError("kube-bench report is not UTF-8 text", path) from None
     except json.JSONDecodeError as exc:
         raise UserError(f"not JSON (line {exc.lineno}): {exc.msg}", path) from None
+    except RecursionError:
+        raise UserError("kube-bench report is nested too deeply", path) from None
     controls = doc.get("Controls") if isinstance(doc, dict) else doc
     if not isinstance(controls, list) or not all(isinstance(c, dict) for c in controls):
         raise UserError("not a kube-bench --json report (no Controls list)", path)

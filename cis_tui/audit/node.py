@@ -18,10 +18,11 @@ from typing import Any
 
 from cis_tui.audit.flags import ParsedArgs, parse_args
 from cis_tui.audit.processes import IgnoredProcess, LiveProcess, scan_processes
-from cis_tui.audit.yamlcache import YamlSyntaxError, load_all_cached
+from cis_tui.audit.yamlcache import YamlLimitError, YamlSyntaxError, load_all_cached
 from cis_tui.layout import STATIC_COMPONENTS, Layout, Settings
+from cis_tui.safeyaml import MAX_BYTES
 
-MAX_FILE_BYTES = 1 << 20
+MAX_FILE_BYTES = MAX_BYTES
 
 
 class InputError(Exception):
@@ -132,6 +133,8 @@ def load_yaml_document(text: str, path: Path, what: str) -> Any:
     except YamlSyntaxError as exc:
         where = f" at line {exc.line}" if exc.line is not None else ""
         raise InputError(path, f"malformed YAML{where}: {exc.problem}") from None
+    except YamlLimitError as exc:
+        raise InputError(path, f"{what} refused: {exc}") from None
     if len(docs) != 1:
         raise InputError(path, f"{what} must hold exactly one YAML document, found {len(docs)}")
     return docs[0]

@@ -19,6 +19,8 @@ import platformdirs
 
 from cis_tui.safeyaml import YamlLimitError, load_all
 
+__all__ = ["YamlLimitError", "YamlSyntaxError", "load_all_cached"]
+
 _MAX_ENTRIES = 256
 #: A cached entry larger than this is ignored (bounded texts give far smaller ones).
 _MAX_ENTRY_BYTES = 8 << 20

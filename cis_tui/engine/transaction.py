@@ -269,8 +269,9 @@ class Engine:
                 )
             else:
                 assert file.path is not None
-                current = await asyncio.to_thread(file.path.read_text, "utf-8")
-                if current != file.old_text:
+                # Bytes, not universal-newline text: a CRLF file must compare equal to itself.
+                current = await asyncio.to_thread(file.path.read_bytes)
+                if current != (file.old_text or "").encode("utf-8"):
                     raise _Failed(f"{file.path} changed since the plan was made; plan again")
                 tx.backup = await asyncio.to_thread(
                     self.store.create_file_backup, file.path, file.component, file.checks, plan_doc
@@ -405,9 +406,9 @@ class Engine:
         text = file.new_text if new else file.old_text
         assert text is not None and file.path is not None
         if file.kind == "kubelet-config":
-            from ruamel.yaml import YAML
+            from cis_tui.safeyaml import load
 
-            return kubelet_endpoints(YAML(typ="safe", pure=False).load(text))
+            return kubelet_endpoints(load(text))
         return manifest_endpoints(parse_manifest(text, file.path, file.component))
 
     async def _gate(

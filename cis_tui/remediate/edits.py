@@ -73,16 +73,25 @@ class EditResult:
 
 
 def unified_diff(old: str, new: str, path: str) -> str:
-    """A unified diff with `a/` `b/` headers and 3 lines of context."""
+    """A unified diff with `a/` `b/` headers and 3 lines of context.
+
+    A file whose line breaks are CRLF before and after is shown with plain line breaks (a CR
+    before each one only garbles a terminal) and a note saying the file keeps its CRLF.
+    """
     name = path.lstrip("/")
-    lines = difflib.unified_diff(
-        old.splitlines(keepends=True),
-        new.splitlines(keepends=True),
-        f"a/{name}",
-        f"b/{name}",
-        n=3,
+    lines = list(
+        difflib.unified_diff(
+            old.splitlines(keepends=True),
+            new.splitlines(keepends=True),
+            f"a/{name}",
+            f"b/{name}",
+            n=3,
+        )
     )
     out = []
+    if lines and yt.eol(old) == yt.eol(new) == "\r\n":
+        out.append("# CRLF line endings: shown as plain line breaks, kept in the file\n")
+        lines = [line[:-2] + "\n" if line.endswith("\r\n") else line for line in lines]
     for line in lines:
         if line.endswith("\n"):
             out.append(line)

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from cis_tui import safeyaml
 from cis_tui.benchmarks.catalog import Catalog
 from cis_tui.errors import UserError
 from cis_tui.remediate.params import ParamValues, parse_param_options
@@ -80,23 +80,48 @@ def save_plan(plan: SavedPlan, path: Path) -> None:
         raise UserError(f"cannot write plan: {exc.strerror}", path) from None
 
 
-def load_plan(path: Path, catalog: Catalog) -> SavedPlan:
-    """Read and verify a saved plan; UserError (exit 2) for anything off."""
+def _read_text(path: Path) -> str:
+    """The plan file's text, never more than safeyaml.MAX_BYTES read."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as fh:
+            raw = fh.read(safeyaml.MAX_BYTES + 1)
     except FileNotFoundError:
         raise UserError("plan file not found", path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read plan file: {exc}", path) from None
+    except OSError as exc:
+        raise UserError(f"cannot read plan file: {exc.strerror or exc}", path) from None
+    if len(raw) > safeyaml.MAX_BYTES:
+        raise UserError(f"plan file is larger than {safeyaml.MAX_BYTES} bytes", path)
     try:
-        doc: Any = YAML(typ="safe", pure=False).load(text)
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError("plan file is not UTF-8 text", path) from None
+
+
+def _is_str_map(value: object) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    )
+
+
+def load_plan(path: Path, catalog: Catalog) -> SavedPlan:
+    """Read and verify a saved plan; UserError (exit 2) for anything off.
+
+    The YAML is bounded (an alias bomb is refused before it is built), and no parameter is
+    looked at beyond its type until the checksum holds.
+    """
+    text = _read_text(path)
+    try:
+        doc: Any = safeyaml.load(text)
+    except safeyaml.YamlLimitError as exc:
+        raise UserError(f"plan file refused: {exc}", path) from None
     except YAMLError:
         raise UserError("malformed plan file (not YAML)", path) from None
     if not isinstance(doc, dict) or doc.get("kind") != KIND:
         raise UserError("not a cis-tui plan file", path)
     if doc.get("apiVersion") != API_VERSION:
         raise UserError(
-            f"unknown plan version {doc.get('apiVersion')!r} (this cis-tui reads {API_VERSION})",
+            f"unknown plan version {repr(doc.get('apiVersion'))[:60]} "
+            f"(this cis-tui reads {API_VERSION})",
             path,
         )
     benchmark, checks, params = doc.get("benchmark"), doc.get("checks"), doc.get("params") or {}
@@ -104,8 +129,12 @@ def load_plan(path: Path, catalog: Catalog) -> SavedPlan:
         raise UserError("plan has no list of check ids", path)
     if not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values()):
         raise UserError("plan params must map check ids to name: value", path)
-    params = {str(k): {str(n): str(v) for n, v in p.items()} for k, p in params.items()}
-    if doc.get("checksum") != _checksum(str(benchmark), checks, params):
+    # save_plan writes nothing but strings: any other type was not written by cis-tui.
+    if (
+        not isinstance(benchmark, str)
+        or not all(isinstance(k, str) and _is_str_map(p) for k, p in params.items())
+        or doc.get("checksum") != _checksum(benchmark, checks, params)
+    ):
         raise UserError("plan was modified after it was saved (checksum mismatch)", path)
     if benchmark != catalog.benchmark:
         raise UserError(f"plan is for {benchmark}, this node uses {catalog.benchmark}", path)

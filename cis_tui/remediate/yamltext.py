@@ -14,12 +14,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ruamel.yaml import YAML
 from ruamel.yaml.composer import ComposerError
 from ruamel.yaml.emitter import Emitter
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.resolver import VersionedResolver
+
+from cis_tui import safeyaml
 
 _STR_TAG = "tag:yaml.org,2002:str"
 # Kubernetes reads YAML with go-yaml (1.1: `yes`, `on` are booleans); ruamel defaults to 1.2.
@@ -55,9 +56,11 @@ class Indents:
 
 
 def compose(text: str) -> Node | None:
-    """The node tree of a single-document YAML text (None when empty)."""
+    """The node tree of a single-document YAML text (None when empty), within safeyaml's bounds."""
     try:
-        return YAML(typ="safe").compose(text)
+        return safeyaml.compose(text)
+    except safeyaml.YamlLimitError as exc:
+        raise EditError(f"refused: {exc}") from None
     except ComposerError as exc:
         if "another document" in str(exc):
             raise EditError("expected a single YAML document") from None
@@ -67,9 +70,11 @@ def compose(text: str) -> Node | None:
 
 
 def load(text: str) -> Any:
-    """The plain Python data of a single-document YAML text."""
+    """The plain Python data of a single-document YAML text, within safeyaml's bounds."""
     try:
-        return YAML(typ="safe").load(text)
+        return safeyaml.load(text)
+    except safeyaml.YamlLimitError as exc:
+        raise EditError(f"refused: {exc}") from None
     except YAMLError as exc:
         raise EditError(f"malformed YAML: {_first_line(exc)}") from None
 

@@ -383,6 +383,7 @@ def _acquire_lock(paths: SandboxPaths) -> int:
             f"a sandbox agent already runs for this directory (pid {holder})", paths.root
         ) from None
     os.ftruncate(fd, 0)
+    os.fchmod(fd, 0o644)  # cis-tui trusts this PID as the runtime only if no one else may write it
     os.write(fd, f"{os.getpid()}\n".encode())
     return fd
 

@@ -231,13 +231,21 @@ def fake_apiserver(tmp_path):
         proc.wait()
 
 
+def _this_test_is_the_runtime(tmp_path) -> str:
+    """[processes] keys under which this test process starts components (as a sandbox agent)."""
+    pid_file = tmp_path / "runtime.pid"
+    pid_file.write_text(f"{os.getpid()}\n")
+    pid_file.chmod(0o644)
+    return f"user = {os.geteuid()}\nruntime_pid_files = ['{pid_file}']\n"
+
+
 def test_live_process_disagreement_is_reported(kubeadm_node, tmp_path, fake_apiserver):
     set_apiserver(kubeadm_node, "--profiling=false")
     fake_apiserver("--profiling=true", "--audit-log-maxage", "30")
     config = tmp_path / "node.toml"
     config.write_text(
         f"[layout]\nmanifests_dir = '{kubeadm_node}/etc/kubernetes/manifests'\n"
-        f"[processes]\nroot = '{tmp_path}'\n"
+        f"[processes]\nroot = '{tmp_path}'\n{_this_test_is_the_runtime(tmp_path)}"
     )
     got = verdicts(kubeadm_node, "1.2.15", "1.2.17", live=True, config=config)
     profiling = got["1.2.15"]
@@ -257,6 +265,6 @@ def test_processes_outside_the_node_root_are_not_this_nodes(kubeadm_node, tmp_pa
     config = tmp_path / "node.toml"
     config.write_text(
         f"[layout]\nmanifests_dir = '{kubeadm_node}/etc/kubernetes/manifests'\n"
-        f"[processes]\nroot = '{elsewhere}'\n"
+        f"[processes]\nroot = '{elsewhere}'\n{_this_test_is_the_runtime(tmp_path)}"
     )
     assert verdicts(kubeadm_node, "1.2.15", live=True, config=config)["1.2.15"].live_value is None

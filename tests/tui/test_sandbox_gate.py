@@ -16,7 +16,8 @@ from cis_tui.tui.screens.help import HelpScreen
 from cis_tui.tui.widgets.param_field import ParamField
 from tests.tui.conftest import press_into, screen_text, select_checks, settle, wait_until
 
-#: A shorter stability window than the 5 s default keeps these tests quick.
+#: A shorter stability window than the default (the liveness probe's first judgement, 20 s
+#: for the API server) keeps these tests quick.
 FAST_HEALTH = "\n[health]\nstable_successes = 2\nstable_seconds = 1.0\n"
 
 

@@ -83,7 +83,9 @@ class CheckTable(DataTable[Content | Text]):
         if result.id in self.selected:
             return Content.styled(SELECTED, "bold $text-accent")
         if why_not_selectable(result) is None:
-            return Content.styled(SELECTABLE, "$text-muted")
+            # The shape says it, in the terminal's own foreground: a muted colour vanished on
+            # the zebra rows in 256 colours and under NO_COLOR.
+            return Content(SELECTABLE)
         return Content("")
 
     def refresh_mark(self, check_id: str) -> None:
