@@ -96,6 +96,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
         snap = take_snapshot(settings)
         for impostor in snap.ignored_processes:  # named like a component, but not it
             print(f"cis-tui: warning: {impostor}", file=sys.stderr)
+        problem = snap.found_problem()
+        if problem is not None:  # an empty or mistyped --root is not a node that passes
+            raise UserError(problem)
         results = evaluate(catalog, snap, ids or None)
         live, source = snap.live, "node"
     failing = {Status.FAIL, Status.WARN, Status.ERROR}
@@ -134,14 +137,19 @@ def cmd_plan(args: argparse.Namespace) -> int:
     catalog = load_catalog(settings.benchmark)
     ids = _check_ids(args, catalog)
     params = parse_param_options(args.param or [], catalog)
-    plan = build_plan(catalog, take_snapshot(settings), ids, params)
+    snap = take_snapshot(settings)
+    problem = snap.found_problem()
+    if problem is not None:
+        raise UserError(problem)
+    plan = build_plan(catalog, snap, ids, params)
     print(render_plan(plan, color=sys.stdout.isatty() and not _no_color()))
     if args.save:
         if not plan.checks:
             raise UserError("nothing to save: the plan fixes no check")
         save_plan(SavedPlan(catalog.benchmark, plan.checks, plan.params), args.save)
         print(f"Saved the plan ({len(plan.checks)} checks) to {args.save}")
-    return EXIT_OK
+    # A check that could not be evaluated was asked for and cannot be planned: not a success.
+    return EXIT_FAIL if any(s.error for s in plan.skipped) else EXIT_OK
 
 
 def _print_event_sink(fmt: str, log_path: Path | None):  # noqa: ANN202
@@ -187,6 +195,14 @@ def _print_event_sink(fmt: str, log_path: Path | None):  # noqa: ANN202
             pass
 
     return sink
+
+
+def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Columns as wide as their widest cell (nothing cut); the last one is not padded."""
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header) - 1)]
+    for row in (header, *rows):
+        cells = [f"{c:<{w}}" for c, w in zip(row, widths, strict=False)]
+        print("  ".join([*cells, row[-1]]))
 
 
 def _confirm(question: str, assume_yes: bool) -> bool:
@@ -297,11 +313,19 @@ def cmd_backups(args: argparse.Namespace) -> int:
         elif not backups:
             print(f"No backups in {store.root}")
         else:
-            print(f"{'ID':<42} {'TIME':<25} {'OUTCOME':<12} {'CHECKS':<16} FILE")
-            for b in backups:
-                checks = ",".join(b.checks) or "-"
-                where = b.path or f"{len(b.attributes)} file modes/owners"
-                print(f"{b.id:<42} {b.time:<25} {b.outcome:<12} {checks[:16]:<16} {where}")
+            _print_table(
+                ("ID", "TIME", "OUTCOME", "CHECKS", "FILE"),
+                [
+                    (
+                        b.id,
+                        b.time,
+                        b.outcome,
+                        ",".join(b.checks) or "-",
+                        b.path or f"{len(b.attributes)} file modes/owners",
+                    )
+                    for b in backups
+                ],
+            )
         return EXIT_OK
     if action == "prune":
         from cis_tui.engine.journal import Journal
@@ -311,13 +335,25 @@ def cmd_backups(args: argparse.Namespace) -> int:
             open_ids = {tx.backup_id for tx in Journal(settings.state_dir).open_transactions()}
             for note in store.clean_leftovers(open_ids):
                 print(note)
-            removed = store.prune(args.keep)
-        print(f"Removed {len(removed)} backup(s); kept the newest {args.keep} finished ones.")
+            doomed = store.prunable(args.keep)
+            if not doomed:
+                print(f"Nothing to prune: at most {args.keep} finished backup(s).")
+                return EXIT_OK
+            print(f"These {len(doomed)} backup(s) would be deleted:")
+            for b in doomed:
+                print(f"  {b.id}  {b.time}  {b.outcome}  {b.path or 'file modes and owners'}")
+            if not _confirm(f"Delete {len(doomed)} backup(s)?", args.yes):
+                print("Nothing changed.")
+                return EXIT_FAIL
+            store.remove(doomed)
+        print(f"Removed {len(doomed)} backup(s); kept the newest {args.keep} finished ones.")
         return EXIT_OK
     backup = store.get(args.id)
     if action == "show":
         info = backup.public()
         for key, value in info.items():
+            if isinstance(value, list):
+                value = ", ".join(str(v) for v in value) or "-"
             if value is not None:
                 print(f"{key}: {value}")
         if backup.kind == "file":
@@ -336,7 +372,15 @@ def cmd_backups(args: argparse.Namespace) -> int:
         except FileNotFoundError:
             current = ""
         diff = unified_diff(old, current, backup.path)
-        print(diff if diff else f"{backup.path} is identical to backup {backup.id}", end="")
+        if not diff:
+            print(f"{backup.path} is identical to backup {backup.id}")
+            return EXIT_OK
+        lines = diff.splitlines(keepends=True)
+        for i, line in enumerate(lines[:4]):
+            if line.startswith(("--- ", "+++ ")):
+                side = f"backup {backup.id}" if line.startswith("---") else "current file"
+                lines[i] = f"{line.rstrip()}  ({side})\n"
+        print("".join(lines), end="")
         return EXIT_OK
     # restore
     from cis_tui.engine.restore import restore
@@ -509,6 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
     brestore.add_argument("--no-health-gate", action="store_true")
     bprune = bsub.add_parser("prune", help="delete all but the newest N finished backups")
     bprune.add_argument("--keep", type=int, required=True, metavar="N")
+    bprune.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     for p in (blist, brestore, bprune, *[bsub.choices["show"], bsub.choices["diff"]]):
         _add_globals(p, suppress=True)
     backups.set_defaults(handler=cmd_backups)

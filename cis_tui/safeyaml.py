@@ -70,9 +70,7 @@ def check_limits(text: str, max_bytes: int = MAX_BYTES) -> None:
                 anchors[event.anchor] = (1, len(event.value))
         elif isinstance(event, CollectionStartEvent):
             if len(open_) >= MAX_DEPTH:
-                raise YamlLimitError(
-                    f"YAML nested more than {MAX_DEPTH} levels deep", _line(event)
-                )
+                raise YamlLimitError(f"YAML nested more than {MAX_DEPTH} levels deep", _line(event))
             nodes += 1
             open_.append((event.anchor, nodes, chars))
         elif isinstance(event, CollectionEndEvent):

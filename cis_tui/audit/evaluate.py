@@ -298,6 +298,9 @@ def _evaluate_file(check: Check, snap: NodeSnapshot) -> Result:
         expected = f"mode {audit.max_mode:03o} or stricter"
     else:
         expected = f"owner {audit.owner}"
+    problem = snap.target_errors.get(audit.target)
+    if problem is not None:
+        return Result(check, Status.ERROR, expected, None, None, str(problem))
     files = snap.target_files(audit.target)
     if not files:
         status = {"skip": Status.SKIP, "pass": Status.PASS, "fail": _failing(check)}[audit.missing]

@@ -113,9 +113,12 @@ def read_text_file(path: Path, what: str) -> str:
     if st.st_size > MAX_FILE_BYTES:
         raise InputError(path, f"{what} is larger than 1 MiB")
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as fh:  # bounded: the file may have grown since the lstat
+            raw = fh.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise InputError(path, f"cannot read {what}: {exc.strerror}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise InputError(path, f"{what} is larger than 1 MiB")
     if not raw.strip():
         raise InputError(path, f"{what} is empty")
     if b"\0" in raw:
@@ -256,7 +259,8 @@ def read_kubelet_file_args(layout: Layout) -> tuple[str, ...]:
     args: list[str] = []
     for source in (layout.kubelet_service, layout.kubelet_flags_env):
         try:
-            text = source.read_text(encoding="utf-8", errors="replace")
+            with source.open("rb") as fh:
+                text = fh.read(MAX_FILE_BYTES).decode("utf-8", errors="replace")
         except OSError:
             continue
         for raw in text.splitlines():
@@ -333,11 +337,18 @@ class NodeSnapshot:
     manifest_errors: dict[str, InputError] = field(default_factory=dict)
     kubelet_config: dict[str, Any] | None = None
     kubelet_config_error: InputError | None = None
+    #: The kubelet config file judged: the one the kubelet's --config names, else the layout's.
+    kubelet_config_path: Path | None = None
     kubelet_file_args: tuple[str, ...] = ()
     processes: dict[str, LiveProcess] = field(default_factory=dict)
     #: Processes named like a component that are not it (owner, starter): never judged.
     ignored_processes: tuple[IgnoredProcess, ...] = ()
     live: bool = False  # whether live processes were looked for
+    #: File-check targets that cannot be judged (an unreadable manifests directory, a kubelet
+    #: config the kubelet is configured to read but that is missing).
+    target_errors: dict[str, InputError] = field(default_factory=dict)
+    #: Whether anything of a Kubernetes node was found (see `found_problem`).
+    found: bool = True
 
     @property
     def layout(self) -> Layout:
@@ -363,6 +374,33 @@ class NodeSnapshot:
             return manifest.flags.get(flag)
         return None
 
+    def kubelet_config_source(self) -> tuple[Path, str | None]:
+        """The config file the kubelet reads, and what names it (None: nothing does, the
+        layout's default is assumed). The running kubelet's command line comes first."""
+        lay = self.layout
+        for live, named_by in (
+            (True, "the running kubelet's --config"),
+            (False, f"--config in {lay.kubelet_service} or {lay.kubelet_flags_env}"),
+        ):
+            flags = self.kubelet_flags(live)
+            named = flags.get("--config") if flags else None
+            if named and named.startswith("/"):
+                return lay.host_path(named), named_by
+        return lay.kubelet_config, None
+
+    def found_problem(self) -> str | None:
+        """One line saying that no Kubernetes node is here, or None when one is."""
+        if self.found:
+            return None
+        lay = self.layout
+        where = "on this host" if lay.root == Path("/") else f"under --root {lay.root}"
+        return (
+            f"no Kubernetes node found {where}: no manifests directory ({lay.manifests_dir}), "
+            f"no kubelet config ({lay.kubelet_config}), no kubelet service files "
+            f"({lay.kubelet_service}, {lay.kubelet_flags_env})"
+            + (" and no running component" if self.live else "")
+        )
+
     def target_files(self, target: str) -> list[Path]:
         """Existing files a file check's target names on this node."""
         lay = self.layout
@@ -377,7 +415,7 @@ class NodeSnapshot:
             "kubelet-kubeconfig": [lay.kubelet_kubeconfig],
             "proxy-kubeconfig": [lay.proxy_kubeconfig],
             "kubelet-service": [lay.kubelet_service],
-            "kubelet-config": [lay.kubelet_config],
+            "kubelet-config": [self.kubelet_config_path or lay.kubelet_config],
         }
         if target in simple:
             candidates = simple[target]
@@ -412,6 +450,64 @@ class NodeSnapshot:
         return self.layout.host_path(ca) if ca else self.layout.ca_cert
 
 
+def _present(path: Path, what: str) -> bool:
+    """Whether `path` exists (a symlink counts); InputError when that cannot be told, e.g. the
+    directory holding it is unreadable or not a directory."""
+    try:
+        path.lstat()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise InputError(path, f"cannot read {what}: {exc.strerror}") from None
+    return True
+
+
+def _present_quietly(path: Path) -> bool:
+    """Whether anything is at `path`, an unreadable parent counting as something there."""
+    try:
+        return _present(path, "file")
+    except InputError:
+        return True
+
+
+def _manifests_dir_error(directory: Path) -> InputError | None:
+    """Why the manifests directory cannot be listed (None when it can, or is absent)."""
+    try:
+        os.listdir(directory)
+    except FileNotFoundError:
+        return None
+    except NotADirectoryError:
+        return InputError(directory, "manifests directory is not a directory")
+    except OSError as exc:
+        return InputError(directory, f"cannot read manifests directory: {exc.strerror}")
+    return None
+
+
+_MANIFEST_TARGETS = (
+    "apiserver-manifest",
+    "controller-manager-manifest",
+    "scheduler-manifest",
+    "etcd-manifest",
+)
+
+
+def _read_kubelet_config(snap: NodeSnapshot) -> None:
+    """The config file the kubelet reads; one it is told to read but that is missing is an
+    error: judging the kubelet on defaults would pass checks its real config may fail."""
+    path, named_by = snap.kubelet_config_source()
+    snap.layout.confined(path)
+    snap.kubelet_config_path = path
+    try:
+        if _present(path, "kubelet config"):
+            snap.kubelet_config = read_kubelet_config(path)
+        elif named_by is not None:
+            raise InputError(path, f"kubelet config not found, although {named_by} names it")
+    except InputError as exc:
+        snap.kubelet_config_error = exc
+        if not _present_quietly(path):
+            snap.target_errors["kubelet-config"] = exc
+
+
 def take_snapshot(settings: Settings, live: bool | None = None) -> NodeSnapshot:
     """Read the node. `live` defaults to True unless the node is a `--root` copy."""
     look_live = (not settings.has_root_override) if live is None else live
@@ -424,19 +520,17 @@ def take_snapshot(settings: Settings, live: bool | None = None) -> NodeSnapshot:
     ):
         layout.confined(path)
     snap = NodeSnapshot(settings=settings, live=look_live)
-    for component in STATIC_COMPONENTS:
+    dir_error = _manifests_dir_error(layout.manifests_dir)
+    if dir_error is not None:  # every manifest check is ERROR, none SKIP
+        snap.manifest_errors = dict.fromkeys(STATIC_COMPONENTS, dir_error)
+        snap.target_errors = dict.fromkeys(_MANIFEST_TARGETS, dir_error)
+    for component in STATIC_COMPONENTS if dir_error is None else ():
         path = settings.layout.manifest(component)
-        if not os.path.lexists(path):
-            continue
         try:
-            snap.manifests[component] = read_manifest(path, component)
+            if _present(path, "manifest"):
+                snap.manifests[component] = read_manifest(path, component)
         except InputError as exc:
             snap.manifest_errors[component] = exc
-    if os.path.lexists(settings.layout.kubelet_config):
-        try:
-            snap.kubelet_config = read_kubelet_config(settings.layout.kubelet_config)
-        except InputError as exc:
-            snap.kubelet_config_error = exc
     snap.kubelet_file_args = read_kubelet_file_args(settings.layout)
     if look_live:
         scan = scan_processes(
@@ -446,4 +540,14 @@ def take_snapshot(settings: Settings, live: bool | None = None) -> NodeSnapshot:
             identity=settings.identity,
         )
         snap.processes, snap.ignored_processes = scan.live, scan.ignored
+    _read_kubelet_config(snap)  # after the processes: the running kubelet's --config counts
+    snap.found = bool(snap.processes) or any(
+        _present_quietly(p)
+        for p in (
+            layout.manifests_dir,
+            snap.kubelet_config_path or layout.kubelet_config,
+            layout.kubelet_service,
+            layout.kubelet_flags_env,
+        )
+    )
     return snap

@@ -358,14 +358,20 @@ class BackupStore:
                 cleaned.append(f"backup {backup.id} was left pending by a crash: now aborted")
         return cleaned
 
-    def prune(self, keep: int) -> list[Backup]:
-        """Delete all but the newest `keep` finished backups; pending ones are never pruned."""
+    def prunable(self, keep: int) -> list[Backup]:
+        """The finished backups beyond the newest `keep` (pending ones are never pruned)."""
         if keep < 0:
             raise UserError("--keep must be 0 or more")
-        finished = [b for b in self.list() if b.outcome != "pending"]
-        removed = finished[keep:]
-        for backup in removed:
+        return [b for b in self.list() if b.outcome != "pending"][keep:]
+
+    def remove(self, backups: list[Backup]) -> None:
+        for backup in backups:
             shutil.rmtree(backup.directory)
+
+    def prune(self, keep: int) -> list[Backup]:
+        """Delete all but the newest `keep` finished backups; pending ones are never pruned."""
+        removed = self.prunable(keep)
+        self.remove(removed)
         return removed
 
 

@@ -109,6 +109,8 @@ class FilePlan:
 class Skipped:
     check_id: str
     reason: str
+    #: The check could not be evaluated (ERROR): nothing can be planned until that is fixed.
+    error: bool = False
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,7 @@ class _Planner:
         elif key == "kubelet":
             if self.snap.kubelet_config_error:
                 raise RecipeError(str(self.snap.kubelet_config_error))
+            self._check_kubelet_config_path()
             path = self.layout.kubelet_config
             draft = _Draft("kubelet-config", "kubelet", path, self._read(path, "kubelet config"))
         else:
@@ -213,6 +216,15 @@ class _Planner:
         draft.text = draft.old_text
         self.drafts[key] = draft
         return draft
+
+    def _check_kubelet_config_path(self) -> None:
+        """Backups restore only to the layout's kubelet config: never edit another one."""
+        path = self.snap.kubelet_config_path
+        if path is not None and path != self.layout.kubelet_config:
+            raise RecipeError(
+                f"the kubelet reads {path} (its --config), not the layout's "
+                f"{self.layout.kubelet_config}; set [layout] kubelet_config to fix it"
+            )
 
     @staticmethod
     def _read(path: Path, what: str) -> str:
@@ -305,6 +317,8 @@ class _Planner:
 
     def _attributes(self, edit: Edit, stage: _Stage) -> None:
         target = edit.target or ""
+        if target == "kubelet-config":
+            self._check_kubelet_config_path()
         files = self.snap.target_files(target)
         if not files:
             raise RecipeError(f"no file for {target} on this node")
@@ -425,7 +439,11 @@ def build_plan(
         if result.status is Status.PASS:
             skipped.append(Skipped(check_id, "already passes"))
             continue
-        if result.status in {Status.SKIP, Status.ERROR}:
+        if result.status is Status.ERROR:
+            why = f"ERROR: the check cannot be evaluated, so no fix can be planned: {result.reason}"
+            skipped.append(Skipped(check_id, why, error=True))
+            continue
+        if result.status is Status.SKIP:
             skipped.append(Skipped(check_id, f"{result.status.value}: {result.reason}"))
             continue
         if not check.remediation.available:
