@@ -394,11 +394,10 @@ class NodeSnapshot:
             return None
         lay = self.layout
         where = "on this host" if lay.root == Path("/") else f"under --root {lay.root}"
+        running = ", no running component" if self.live else ""
         return (
-            f"no Kubernetes node found {where}: no manifests directory ({lay.manifests_dir}), "
-            f"no kubelet config ({lay.kubelet_config}), no kubelet service files "
-            f"({lay.kubelet_service}, {lay.kubelet_flags_env})"
-            + (" and no running component" if self.live else "")
+            f"no Kubernetes node found {where}: no manifests directory {lay.manifests_dir}, "
+            f"no kubelet config, no kubelet service files{running}"
         )
 
     def target_files(self, target: str) -> list[Path]:

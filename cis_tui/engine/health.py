@@ -27,8 +27,11 @@ import httpx
 from cis_tui.audit.node import Manifest
 from cis_tui.layout import HealthSettings
 
-#: 401/403 answers in a row after which the gate fails without waiting for its timeout.
+#: 401/403 answers in a row, over at least AUTH_REFUSAL_SECONDS, after which the gate fails
+#: without waiting for its timeout (the span rides out a 403 while an API server that is
+#: starting has not yet loaded its RBAC roles).
 AUTH_FAILURES_TO_FAIL = 3
+AUTH_REFUSAL_SECONDS = 2.0
 #: The gate never waits longer than this for one answer (kubeadm's probes allow 15 s).
 PROBE_TIMEOUT_CAP = 5.0
 #: What the kubelet sends with every HTTP probe (pkg/probe/http/request.go).
@@ -258,17 +261,20 @@ def poll_interval(settings: HealthSettings, elapsed: float) -> float:
     return min(settings.poll_max, settings.poll_initial + elapsed / 30.0)
 
 
-def auth_refusal_message(endpoint: Endpoint, result: ProbeResult, times: int) -> str:
+def auth_refusal_message(
+    endpoint: Endpoint, result: ProbeResult, times: int, seconds: float
+) -> str:
     """Why a 401/403 fails the gate at once: the kubelet would restart the component."""
+    again = f"{times} times in a row over {seconds:.1f} s"
     if endpoint.headers:
         return (
-            f"{endpoint.url} answered {result.status} to the probe's own httpHeaders {times} "
-            "times in a row: the kubelet would fail this probe and restart the component"
+            f"{endpoint.url} answered {result.status} to the probe's own httpHeaders {again}: "
+            "the kubelet would fail this probe and restart the component"
         )
     return (
-        f"{endpoint.url} answered {result.status} to an anonymous request {times} times in a "
-        "row: the kubelet's probes send no credentials, so it would fail them and restart the "
-        "component in a loop (kubeadm#798)"
+        f"{endpoint.url} answered {result.status} to an anonymous request {again}: the "
+        "kubelet's probes send no credentials, so it would fail them and restart the component "
+        "in a loop (kubeadm#798)"
     )
 
 
@@ -313,14 +319,15 @@ async def health_gate(
 ) -> GateResult:
     """Poll until every endpoint answers healthy `stable_successes` times in a row spanning
     `window` seconds. A failure or a crash (alive() returns a reason) resets the streak;
-    401/403 answered AUTH_FAILURES_TO_FAIL times in a row fails the gate at once."""
+    401/403 answered AUTH_FAILURES_TO_FAIL times in a row, over AUTH_REFUSAL_SECONDS at least,
+    fails the gate at once."""
     if not endpoints:
         return GateResult(False, "the manifest defines no HTTP probe to gate on")
     if window is None:
         window = settings.stable_window("", None)
     streak_start: float | None = None
     streak = 0
-    refusals = dict.fromkeys((e.url for e in endpoints), 0)
+    refusals: dict[str, tuple[int, float]] = {}  # url -> (answers in a row, since)
     first_healthy: float | None = None
     polls = 0
     last_problem = "no answer yet"
@@ -339,10 +346,15 @@ async def health_gate(
         if cancelled():
             return GateResult(False, "cancelled", first_healthy, polls)
         crash = await alive()
-        try:
-            results = await asyncio.gather(*(prober.probe(e) for e in endpoints))
-        except GateSetupError as exc:
-            return GateResult(False, str(exc), first_healthy, polls)
+        answers = await asyncio.gather(
+            *(prober.probe(e) for e in endpoints), return_exceptions=True
+        )
+        for answer in answers:
+            if isinstance(answer, GateSetupError):
+                return GateResult(False, str(answer), first_healthy, polls)
+            if isinstance(answer, BaseException):
+                raise answer
+        results = [a for a in answers if isinstance(a, ProbeResult)]
         polls += 1
         elapsed = time.monotonic() - started
         good = crash is None and all(r.ok for r in results)
@@ -356,7 +368,6 @@ async def health_gate(
         else:
             streak = 0
             streak_start = None
-        assert streak_start is not None or streak == 0
         stability = Stability(
             time.monotonic() - streak_start if streak_start is not None else 0.0,
             window,
@@ -365,15 +376,20 @@ async def health_gate(
         )
         for endpoint, result in zip(endpoints, results, strict=True):
             on_poll(endpoint, result, elapsed, stability)
-            refusals[endpoint.url] = refusals[endpoint.url] + 1 if result.auth_refused else 0
-            if refusals[endpoint.url] >= AUTH_FAILURES_TO_FAIL:
-                message = auth_refusal_message(endpoint, result, refusals[endpoint.url])
+            if not result.auth_refused:
+                refusals.pop(endpoint.url, None)
+                continue
+            times, since = refusals.get(endpoint.url, (0, time.monotonic()))
+            refusals[endpoint.url] = (times + 1, since)
+            span = time.monotonic() - since
+            if times + 1 >= AUTH_FAILURES_TO_FAIL and span >= AUTH_REFUSAL_SECONDS:
+                message = auth_refusal_message(endpoint, result, times + 1, span)
                 return GateResult(False, message, first_healthy, polls)
         if stability.reached:
             return GateResult(
                 True,
-                f"stable {stability.seconds:.1f} s / {window:g} s "
-                f"({streak} healthy answers in a row)",
+                f"stable {stability.seconds:.1f} s / {window:g} s, "
+                f"{streak} healthy answers in a row",
                 first_healthy,
                 polls,
                 round(stability.seconds, 3),

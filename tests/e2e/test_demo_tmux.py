@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -53,8 +54,9 @@ class Pane:
         )
         return done.stdout
 
-    def start(self, command: str) -> None:
-        self.tmux("new-session", "-d", "-s", "demo", "-x", "100", "-y", "30", command)
+    def start(self, command: str, size: tuple[int, int] = (100, 30)) -> None:
+        width, height = size
+        self.tmux("new-session", "-d", "-s", "demo", "-x", str(width), "-y", str(height), command)
 
     def text(self) -> str:
         return self.tmux("capture-pane", "-p", "-t", "demo", "-S", "-200")
@@ -71,6 +73,19 @@ class Pane:
                 return found
             if time.monotonic() > deadline:
                 raise AssertionError(f"no {pattern!r} within {timeout:g}s; the pane shows:\n{text}")
+            time.sleep(0.1)
+
+    def wait_until(self, test: Callable[[str], bool], what: str, timeout: float = 30.0) -> str:
+        """Poll the screen until `test(screen)` holds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.text()
+            if test(text):
+                return text
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"not true within {timeout:g}s: {what}; the pane shows:\n{text}"
+                )
             time.sleep(0.1)
 
     def kill(self) -> None:

@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -26,6 +27,8 @@ from cis_tui.engine.health import manifest_endpoints
 from cis_tui.engine.restart import probe_port
 from cis_tui.engine.transaction import Engine
 from cis_tui.layout import load_settings
+from cis_tui.remediate.plan import FilePlan, Plan
+from cis_tui.sandbox import manifests as mf
 from cis_tui.sandbox.harness import SandboxRun
 from cis_tui.sandbox.pki import self_signed_serving, write_file
 from cis_tui.sandbox.settings import Fault
@@ -157,6 +160,46 @@ def test_an_impostor_on_the_probe_port_does_not_commit_1_4_1(sandbox_factory, im
     assert not any(e.kind is Kind.STABLE for e in events[:rollback])  # the gate never passed
     failed = [e.message for e in events if e.step in (Step.RESTART_EVIDENCE, Step.HEALTH)]
     assert any("exited" in m or "no kube-scheduler" in m or "not restarted" in m for m in failed)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_answers_on_a_port_the_new_process_does_not_hold_do_not_pass_the_gate(
+    sandbox_node, impostor
+):
+    """The change moves the scheduler to another port but its probes stay on the old one, which
+    the impostor takes: the kubelet's probes would be answered, by the wrong process."""
+    run = sandbox_node
+    settings = load_settings(config=fast(run))
+    path = settings.layout.manifest("kube-scheduler")
+    old = path.read_text()
+    (port,) = {
+        probe_port(e.url) for e in manifest_endpoints(parse_manifest(old, path, "kube-scheduler"))
+    }
+    moved = mf.set_flag(old, "--secure-port", str(free_port()))
+    plan = Plan("cis-1.12", (), {}, (FilePlan("manifest", "kube-scheduler", path, old, moved, ()),))
+    fake = impostor(run)
+    events: list[Event] = []
+
+    def sink(event: Event) -> None:
+        events.append(event)
+        if event.kind is Kind.STEP and event.step is Step.RESTART_EVIDENCE and fake.proc is None:
+            fake.start(("--impostor",), port)
+        if event.kind is Kind.ROLLBACK:
+            fake.stop()
+
+    result = asyncio.run(Engine(settings, CATALOG, sink, timeout=6).apply(plan))
+    (file,) = result.files
+    assert file.outcome is Outcome.ROLLED_BACK, file.message
+    assert path.read_text() == old
+    new_pid = next(e.data["pid"] for e in events if e.kind is Kind.RESTART)
+    assert f"port {port} is not listened on by kube-scheduler PID {new_pid}" in file.message
+    rollback = next(i for i, e in enumerate(events) if e.kind is Kind.ROLLBACK)
+    assert any(e.kind is Kind.POLL and e.ok for e in events[:rollback])  # the impostor's 200s
 
 
 def test_a_scan_does_not_report_an_impostor_as_the_scheduler(capsys, sandbox_node, impostor):

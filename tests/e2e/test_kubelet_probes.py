@@ -61,7 +61,7 @@ def test_apply_anonymous_auth_false_alone_is_rolled_back(sandbox_node: SandboxRu
     took = time.monotonic() - started
     assert done.returncode == 1, done.stdout + done.stderr
     out = done.stdout
-    assert "answered 401 to an anonymous request 3 times in a row" in out
+    assert re.search(r"answered 401 to an anonymous request \d+ times in a row over", out), out
     assert "kubeadm#798" in out and "ROLLED-BACK" in out
     assert manifest.read_bytes() == original
     assert took < 30, took  # failed fast: not the 30 s gate timeout

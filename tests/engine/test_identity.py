@@ -6,6 +6,7 @@ ordinary parent), by a copy of `bash` named like a runtime shim, or by a real se
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -20,7 +21,7 @@ import psutil
 import pytest
 
 from cis_tui.audit.processes import find_processes, listens_on, scan_processes
-from cis_tui.engine.restart import port_problem
+from cis_tui.engine.restart import port_problem, wait_for_process
 from cis_tui.layout import ProcessIdentity, load_settings
 from tests.conftest import run_cli
 from tests.hostile import Attacker
@@ -159,6 +160,26 @@ def test_a_runtime_cgroup_identifies_the_component(tmp_path, spawn):
     # A prefix matches whole path components only.
     partial = ProcessIdentity(uid=os.geteuid(), runtimes=(), cgroups=(top[:-1] or "x",))
     assert find_processes(["kube-scheduler"], tmp_path, identity=partial) == {}
+
+
+def test_an_impostor_is_no_restart_evidence(tmp_path, spawn):
+    scheduler = named_copy(tmp_path, "kube-scheduler", SLEEP)
+    spawn([str(scheduler), "60"], tmp_path)
+    impostor = wait_child(os.getpid(), "kube-scheduler")
+    evidence = asyncio.run(
+        wait_for_process(
+            "kube-scheduler",
+            tmp_path,
+            ("60",),
+            None,
+            time.monotonic() + 0.5,
+            lambda: False,
+            identity=ME,
+        )
+    )
+    assert evidence.process is None
+    assert evidence.message.startswith("no kube-scheduler process appeared (ignored kube-")
+    assert f"PID {impostor.pid}: not started by the container runtime" in evidence.message
 
 
 def test_the_port_must_be_listened_on_by_that_very_pid(tmp_path, spawn):

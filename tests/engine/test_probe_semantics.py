@@ -10,6 +10,7 @@ import asyncio
 import http.server
 import json
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -197,8 +198,10 @@ def test_401_to_anonymous_requests_fails_the_gate_within_seconds(https_server, p
     result, polls, took, _ = gate([endpoint(server.port)], pki.ca, settings, timeout=180)
     assert not result.healthy
     assert took < 5, took  # not the 180 s timeout
-    assert len(polls) == AUTH_FAILURES_TO_FAIL
-    assert "answered 401 to an anonymous request 3 times in a row" in result.message
+    assert len(polls) >= AUTH_FAILURES_TO_FAIL
+    assert re.search(
+        r"answered 401 to an anonymous request \d+ times in a row over 2\.\d s", result.message
+    )
     assert "kubeadm#798" in result.message and "restart the component" in result.message
     assert all(not r.ok and r.status == 401 and r.tls == "verified" for r, _ in polls)
     assert server.seen and not any(s.client_cert for s in server.seen)
@@ -210,6 +213,16 @@ def test_403_also_fails_fast(https_server, pki):
     result, _, took, _ = gate([endpoint(server.port)], pki.ca, timeout=180)
     assert not result.healthy and took < 5
     assert "answered 403" in result.message
+
+
+def test_a_brief_403_while_the_server_starts_is_ridden_out(https_server, pki):
+    """An API server that has just started may answer 403 until its RBAC roles are loaded:
+    several refusals in well under AUTH_REFUSAL_SECONDS do not fail the gate."""
+    began = time.monotonic()
+    server = https_server(lambda seen: 403 if time.monotonic() - began < 0.6 else 200)
+    result, polls, _, _ = gate([endpoint(server.port)], pki.ca, timeout=30)
+    assert result.healthy, result.message
+    assert sum(1 for r, _ in polls if r.status == 403) >= AUTH_FAILURES_TO_FAIL
 
 
 def test_a_probe_with_its_own_headers_sends_them_and_is_judged_by_the_answer(https_server, pki):

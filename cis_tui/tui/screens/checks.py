@@ -45,6 +45,8 @@ class ChecksScreen(Screen[None]):
 
     BINDING_GROUP_TITLE = "Checks"
     AUTO_FOCUS = "#check-table"
+    #: Left out of a narrow footer first (help and the palette still list them).
+    FOOTER_OPTIONAL = ("scored", "component", "clear_search", "failing")
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("space", "toggle", "Select", tooltip="Select the highlighted check for a plan"),
         Binding("p", "plan", "Plan", tooltip="Plan the selected checks (enter works too)"),

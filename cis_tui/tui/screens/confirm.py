@@ -12,6 +12,8 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from cis_tui.tui.widgets.key_footer import KeyFooter
+
 
 class ConfirmScreen(ModalScreen[bool]):
     """Asks one question; dismisses with True (y) or False (n, escape)."""
@@ -46,6 +48,7 @@ class ConfirmScreen(ModalScreen[bool]):
             with Horizontal():
                 yield Button(self.no, id="no", compact=True)
                 yield Button(self.yes, id="yes", variant="warning", compact=True)
+        yield KeyFooter()  # this dialog's keys, not those of the screen below
 
     def on_mount(self) -> None:
         self.set_focus(self.query_one("#no", Button))

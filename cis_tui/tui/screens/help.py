@@ -7,11 +7,13 @@ from typing import ClassVar
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.dom import DOMNode
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
+
+from cis_tui.tui.widgets.key_footer import KeyFooter
 
 INTRO = (
     "cis-tui scans this node against the CIS Kubernetes Benchmark and fixes failing checks "
@@ -65,6 +67,11 @@ class HelpScreen(ModalScreen[None]):
         background: $surface; padding: 0 1;
     }
     HelpScreen .help-title { text-style: bold; margin: 0 0 1 0; }
+    HelpScreen .help-intro { margin: 0 0 1 0; }
+    HelpScreen .help-section { margin: 1 0 0 0; }
+    HelpScreen .help-row { height: auto; }
+    HelpScreen .help-keys { padding: 0 0 0 2; }
+    HelpScreen .help-what { width: 1fr; }
     """
 
     def __init__(self, screen: Screen[object]) -> None:
@@ -72,24 +79,31 @@ class HelpScreen(ModalScreen[None]):
         self.below = screen
 
     def compose(self) -> ComposeResult:
-        lines: list[Content] = [Content(INTRO), Content("")]
-        for title, bindings in help_sections(self.app, self.below):
-            lines.append(Content.styled(title, "bold $text-accent"))
-            for binding in bindings:
-                keys = key_list(self.app, binding)
-                extra = binding.tooltip if binding.tooltip != binding.description else ""
-                lines.append(
-                    Content.assemble(
-                        (f"  {keys:<14}", "bold"),
-                        binding.description,
-                        (f" — {extra}" if extra else "", "$text-muted"),
-                    )
-                )
-            lines.append(Content(""))
+        sections = [
+            (title, [(key_list(self.app, b), b) for b in bindings])
+            for title, bindings in help_sections(self.app, self.below)
+        ]
+        key_width = max(len(keys) for _, rows in sections for keys, _ in rows) + 4  # pad, gap
         with Vertical():
             yield Static("Keys", classes="help-title")
             with VerticalScroll():
-                yield Static(Content("\n").join(lines))
+                yield Static(Content(INTRO), classes="help-intro")
+                for title, rows in sections:
+                    yield Static(Content.styled(title, "bold $text-accent"), classes="help-section")
+                    for keys, binding in rows:
+                        extra = binding.tooltip if binding.tooltip != binding.description else ""
+                        with Horizontal(classes="help-row"):
+                            key = Static(Content.styled(keys, "bold"), classes="help-keys")
+                            key.styles.width = key_width
+                            yield key
+                            yield Static(
+                                Content.assemble(
+                                    binding.description,
+                                    (f" — {extra}" if extra else "", "$text-muted"),
+                                ),
+                                classes="help-what",
+                            )
+        yield KeyFooter()
 
     def action_close(self) -> None:
         self.dismiss()

@@ -1,14 +1,22 @@
-"""The plan screen: per file the diff, what it fixes, restarts and risks; parameters; apply."""
+"""The plan screen: per file the diff, what it fixes, restarts and risks; parameters; apply.
+
+Every path on this screen is named as the node names it (NodePaths). In the demo the node's
+files name the sandbox's real paths, so a path typed into a parameter is mapped back to the
+sandbox, and a changed line that points outside the sandbox says so.
+"""
 
 from __future__ import annotations
 
+import posixpath
+import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.screen import Screen
 from textual.timer import Timer
@@ -17,10 +25,19 @@ from textual.worker import Worker, WorkerState
 
 from cis_tui.audit.node import take_snapshot
 from cis_tui.errors import UserError
+from cis_tui.layout import Layout
 from cis_tui.remediate.params import ParamValues, resolve_params
-from cis_tui.remediate.plan import Plan, build_plan
+from cis_tui.remediate.plan import FilePlan, Plan, Skipped, build_plan
+from cis_tui.tui.display import NodePaths
 from cis_tui.tui.screens.confirm import ConfirmScreen
-from cis_tui.tui.widgets.file_plan import FilePlanView
+from cis_tui.tui.widgets.diff_pager import (
+    PAGER_BINDINGS,
+    PAGER_FOOTER_OPTIONAL,
+    DiffPager,
+    PagerSection,
+)
+from cis_tui.tui.widgets.diff_view import diff_content
+from cis_tui.tui.widgets.file_plan import file_summary
 from cis_tui.tui.widgets.key_footer import KeyFooter
 from cis_tui.tui.widgets.param_field import ParamField
 
@@ -28,18 +45,110 @@ if TYPE_CHECKING:
     from cis_tui.tui.app import CisTuiApp
 
 REPLAN_DELAY = 0.4  # seconds of quiet typing before a parameter change re-plans
+#: Above this many checks the summary line counts them instead of listing them.
+LISTED_CHECKS = 6
+NOT_PLANNED = "not planned"
+
+#: An absolute file path inside a line (not a URL's `//host/...`, not `10.96.0.0/12`).
+_PATH = re.compile(r"(?<![\w.:/-])/[\w.@+-]+(?:/[\w.@+-]*)+")
+
+
+class ScreenPaths:
+    """Paths as the screen names them (the node's own names) and as the node's files hold them.
+
+    With `--root DIR` the files name node paths already. The demo's sandbox files name real
+    host paths (DIR/etc/...), shown without DIR: a typed node path is written under DIR.
+    """
+
+    def __init__(self, shown: NodePaths, layout: Layout) -> None:
+        self.shown = shown
+        self.prefixed = shown.root != Path("/") and layout.root != shown.root
+        self._prefix = str(shown.root)
+
+    def typed(self, value: str) -> str:
+        """A parameter as typed (a node path) → as the node's files name it."""
+        if not self.prefixed or not value.startswith("/"):
+            return value
+        if value == self._prefix or value.startswith(self._prefix + "/"):
+            return value  # typed as the real path already
+        return self._prefix + posixpath.normpath(value)
+
+    def outside(self, raw_line: str) -> list[str]:
+        """Absolute paths in a line of a file that point outside the sandbox (the host's own)."""
+        if not self.prefixed:
+            return []
+        return [
+            p
+            for p in _PATH.findall(raw_line)
+            if not posixpath.normpath(p).startswith(self._prefix + "/") and p != "/dev/null"
+        ]
+
+
+def file_section(file: FilePlan, paths: ScreenPaths, index: int, total: int) -> PagerSection:
+    """One file of the plan for the pager: title, fixes and restarts, notes and risks, diff."""
+    title, fixes, *notes = file_summary(file, paths.shown, index, total).split("\n")
+    raw = file.diff
+    lines = diff_content(paths.shown.show(raw)).split("\n", allow_blank=True)
+    raw_lines = raw.rstrip("\n").split("\n")
+    if len(raw_lines) == len(lines):  # mark changed lines that point at the host's own files
+        for n, raw_line in enumerate(raw_lines):
+            if raw_line[:1] in "+-" and not raw_line.startswith(("+++", "---")):
+                lines[n] = _mark_outside(lines[n], paths.outside(raw_line))
+    label = paths.shown.path(file.path)
+    return PagerSection(
+        key=str(file.path) if file.path is not None else label,
+        title=title,
+        summary=(fixes,),
+        notes=tuple(notes),
+        diff=tuple(lines),
+        indent=6,
+        label=label,
+    )
+
+
+def _mark_outside(line: Content, found: list[str]) -> Content:
+    if not found:
+        return line
+    text = line.plain
+    for path in found:
+        start = text.find(path)
+        if start >= 0:
+            line = line.stylize("bold reverse $text-error", start, start + len(path))
+    return line + Content.styled("  ⚠ outside the sandbox: this host's own file", "$text-error")
+
+
+def skipped_section(skipped: Sequence[Skipped], paths: NodePaths) -> PagerSection:
+    lines = [Content.assemble((s.check_id, "bold"), ": ", paths.show(s.reason)) for s in skipped]
+    return PagerSection(
+        key=NOT_PLANNED,
+        title=Content.assemble(("Not planned", "bold $text-warning"), f" ({len(lines)})"),
+        notes=tuple(lines),
+        indent=2,
+        label="not planned",
+    )
+
+
+def plan_sections(plan: Plan, paths: ScreenPaths) -> list[PagerSection]:
+    total = len(plan.files)
+    sections = [file_section(f, paths, i, total) for i, f in enumerate(plan.files, 1)]
+    if plan.skipped:
+        sections.append(skipped_section(plan.skipped, paths.shown))
+    return sections
 
 
 class PlanScreen(Screen[None]):
     """Shows what fixing the chosen checks would change; nothing is written here."""
 
     BINDING_GROUP_TITLE = "Plan"
-    AUTO_FOCUS = "#plan-body"
+    AUTO_FOCUS = "#plan-pager"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "apply", "Apply", tooltip="Apply this plan (asks first)"),
         Binding("escape", "back", "Back", tooltip="Back to the checks (or leave a parameter)"),
-        Binding("e", "edit", "Parameters", tooltip="Edit the first parameter"),
+        Binding("e", "edit", "Parameters", tooltip="Edit the first parameter (tab: the next)"),
+        *PAGER_BINDINGS,
     ]
+    #: What a narrow footer leaves out first (help and the command palette list every key).
+    FOOTER_OPTIONAL: ClassVar[tuple[str, ...]] = PAGER_FOOTER_OPTIONAL
 
     def __init__(self, check_ids: Sequence[str]) -> None:
         super().__init__(id="plan")
@@ -57,17 +166,27 @@ class PlanScreen(Screen[None]):
     def cis_app(self) -> CisTuiApp:
         return self.app  # type: ignore[return-value]
 
+    @property
+    def paths(self) -> ScreenPaths:
+        return ScreenPaths(self.cis_app.paths, self.cis_app.settings.layout)
+
+    @property
+    def pager(self) -> DiffPager:
+        return self.query_one("#plan-pager", DiffPager)
+
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(Content.styled("planning…", "$text-muted"), id="plan-summary")
-        with VerticalScroll(id="plan-body"):
-            yield from self._param_fields()
-            yield Vertical(id="plan-files")
-            yield Static("", id="plan-skipped")
+        fields = list(self._param_fields())
+        with VerticalScroll(id="plan-params", can_focus=False) as params:
+            params.set_class(not fields, "-empty")
+            yield from fields
+        yield DiffPager(id="plan-pager", empty=Content.styled("planning…", "$text-muted"))
         yield KeyFooter()
 
     def _param_fields(self) -> ComposeResult:
         layout = self.cis_app.settings.layout
+        shown = self.cis_app.paths
         first = True
         for check_id in self.check_ids:
             check = self.cis_app.catalog.get(check_id)
@@ -82,7 +201,7 @@ class PlanScreen(Screen[None]):
                 defaults = {}
             self.values[check.id] = dict(defaults)
             for param in check.remediation.params:
-                yield ParamField(check, param, defaults.get(param.name, ""))
+                yield ParamField(check, param, shown.show(defaults.get(param.name, "")))
 
     def on_mount(self) -> None:
         self.replan()
@@ -117,32 +236,29 @@ class PlanScreen(Screen[None]):
         if plan is None:
             return
         self.plan = plan
-        paths = self.cis_app.paths
-        files = self.query_one("#plan-files", Vertical)
-        files.remove_children()
-        files.mount_all(
-            FilePlanView(f, paths, i, len(plan.files)) for i, f in enumerate(plan.files, 1)
-        )
+        self.pager.show(plan_sections(plan, self.paths))
         self.query_one("#plan-summary", Static).update(self._summary(plan))
-        skipped = [
-            Content.assemble(("not planned  ", "$text-warning"), (s.check_id, "bold"), ": ", why)
-            for s in plan.skipped
-            for why in [self.cis_app.paths.show(s.reason)]
-        ]
-        self.query_one("#plan-skipped", Static).update(
-            Content("\n").join([Content.styled("Not planned", "bold"), *skipped])
-            if skipped
-            else Content("")
-        )
 
     def _summary(self, plan: Plan) -> Content:
         if plan.empty:
             return Content.styled("Nothing to change: see why below.", "bold $text-warning")
         restarts = ", ".join(plan.restarts) or "no component"
         files = f"{len(plan.files)} file{'s' if len(plan.files) != 1 else ''}"
+        checks = (
+            ", ".join(plan.checks)
+            if len(plan.checks) <= LISTED_CHECKS
+            else f"{len(plan.checks)} checks"
+        )
+        skipped = (
+            Content.styled(f" ({len(plan.skipped)} not planned: at the end)", "$text-warning")
+            if plan.skipped
+            else ""
+        )
         return Content.assemble(
             ("Plan: ", "bold"),
-            f"fixes {', '.join(plan.checks)} in {files}; restarts ",
+            f"fixes {checks} in {files}",
+            skipped,
+            "; restarts ",
             (restarts, "bold $text-warning"),
             ". Nothing has been changed yet; ",
             ("a", "bold $text-accent"),
@@ -157,19 +273,23 @@ class PlanScreen(Screen[None]):
             self.errors[key] = event.error
             return
         self.errors.pop(key, None)
-        if self.values.setdefault(field.check.id, {}).get(field.param.name) == event.value:
-            return
         assert event.value is not None
-        self.values[field.check.id][field.param.name] = event.value
+        value = self.paths.typed(event.value)
+        if self.values.setdefault(field.check.id, {}).get(field.param.name) == value:
+            return
+        self.values[field.check.id][field.param.name] = value
         if self._timer is not None:
             self._timer.stop()
         self._replan_due = True
         self._timer = self.set_timer(REPLAN_DELAY, self.replan)
 
     # -- actions ---------------------------------------------------------------------------
+    def action_pager(self, move: str) -> None:
+        self.pager.move(move)
+
     def action_back(self) -> None:
         if isinstance(self.focused, Input):
-            self.set_focus(self.query_one("#plan-body"))
+            self.set_focus(self.pager)
             return
         self.dismiss()
 

@@ -13,13 +13,24 @@ from cis_tui.remediate.params import fill, layout_values
 from cis_tui.tui.display import NodePaths, short_component, status_content
 from cis_tui.tui.filters import why_not_selectable
 
-
-def _row(label: str, text: str, style: str = "") -> Content:
-    return Content.assemble((f"{label:<13}", "$text-muted"), (text, style))
+LABEL_WIDTH = 13
 
 
-def details_content(result: Result, paths: NodePaths, layout: Layout | None = None) -> Content:
-    """Everything an admin reads before selecting a check, as Content."""
+def details_content(
+    result: Result, paths: NodePaths, layout: Layout | None = None, width: int = 0
+) -> Content:
+    """Everything an admin reads before selecting a check, as Content; with a `width`, wrapped
+    values continue under their value, not under the label."""
+
+    def _row(label: str, text: str, style: str = "") -> Content:
+        value = Content.styled(text, style) if style else Content(text)
+        parts = value.wrap(width - LABEL_WIDTH) if width > LABEL_WIDTH + 10 else [value]
+        indent = Content(" " * LABEL_WIDTH)
+        return Content("\n").join(
+            Content.assemble((f"{label:<{LABEL_WIDTH}}", "$text-muted") if i == 0 else indent, part)
+            for i, part in enumerate(parts)
+        )
+
     marks = layout_values(layout) if layout is not None else {}
     check = result.check
     rem = check.remediation
@@ -70,14 +81,21 @@ class CheckDetails(VerticalScroll):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.can_focus = True
+        self._shown: tuple[Result | None, NodePaths, Layout | None] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(Content.styled("scanning the node…", "$text-muted"), id="details-text")
 
     def show(self, result: Result | None, paths: NodePaths, layout: Layout | None = None) -> None:
+        self._shown = (result, paths, layout)
         text = self.query_one("#details-text", Static)
         if result is None:
             text.update(Content.styled("no check matches the filters", "$text-muted"))
         else:
-            text.update(details_content(result, paths, layout))
+            width = self.scrollable_content_region.width or self.app.size.width - 4
+            text.update(details_content(result, paths, layout, width))
         self.scroll_home(animate=False)
+
+    def on_resize(self) -> None:
+        if self._shown is not None and self._shown[0] is not None:
+            self.show(*self._shown)

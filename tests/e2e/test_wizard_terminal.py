@@ -1,0 +1,71 @@
+"""The wizard's everyday keys in a real terminal, at 80x24 and 120x40 (issue 12, item 7)."""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+import pytest
+
+from tests.e2e.test_demo_tmux import Pane, assert_cleaned_up, demo_command
+
+
+def details_id(text: str) -> str | None:
+    """The id of the check the details pane shows (the line above its "expected" row)."""
+    lines = text.splitlines()
+    for above, line in itertools.pairwise(lines):
+        if line.lstrip().startswith("expected "):
+            found = re.search(r"\b(\d+\.\d+\.\d+)\b", above)
+            return found.group(1) if found else None
+    return None
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_footer_home_end_help_and_confirm_keys(tmp_path, size):
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    pane = Pane(tmp_path)
+    try:
+        pane.start(demo_command(tmpdir), size=size)
+        pane.wait_for(r"\d+/92 checks", timeout=90)
+        footer = pane.text().rstrip("\n").splitlines()[-1]
+        for key in ("Select", "Plan", "Search", "Rescan", "Backups", "Quit", "Help", "palette"):
+            assert key in footer, f"{key!r} is cut from the footer: {footer!r}"
+
+        # End and Home move the table's cursor: the details pane follows it.
+        top = details_id(pane.text())
+        pane.keys("End")
+        pane.wait_until(lambda text: details_id(text) not in (None, top), "End moves the cursor")
+        pane.keys("Home")
+        pane.wait_until(lambda text: details_id(text) == top, "Home moves the cursor back")
+
+        # Help: the key column is wide enough for its longest keys.
+        pane.keys("F1")
+        pane.wait_for(r"Checks", timeout=10)
+        pane.keys("End")  # the help scrolls
+        pane.wait_for(r"tab, shift\+tab +Next", timeout=10)  # keys and text never run together
+        assert "Close" in pane.text().rstrip("\n").splitlines()[-1]  # the help's own keys
+        pane.keys("Escape")  # (a key sent right behind escape would read as alt+key)
+        pane.wait_until(lambda text: "Moving around" not in text, "escape closes the help")
+
+        # The confirmation dialog shows its own keys, not the plan screen's.
+        pane.keys("/")
+        pane.wait_for(r"search id or title")
+        pane.keys("1.4.1", literal=True)
+        pane.keys("Enter")
+        pane.wait_for(r"\b1/92 checks")
+        pane.keys("p")
+        pane.wait_for(r"Plan: fixes 1\.4\.1")
+        pane.keys("a")
+        pane.wait_for(r"Apply this plan\?")
+        footer = pane.text().rstrip("\n").splitlines()[-1]
+        assert "Yes" in footer and "No" in footer and "Apply" not in footer, footer
+        pane.keys("n")
+        pane.wait_for(r"Plan: fixes 1\.4\.1")
+        pane.keys("Escape")
+        pane.wait_until(lambda text: "Plan: fixes" not in text, "escape closes the plan")
+        pane.keys("q")
+        pane.wait_for(r"EXIT=0", timeout=60)
+    finally:
+        pane.kill()
+    assert_cleaned_up(tmpdir)
