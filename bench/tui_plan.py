@@ -98,10 +98,10 @@ def measure(config: Path, rounds: int, checks: int = CHECKS) -> dict[str, float]
             def display(screen: Screen[object], renderable: object) -> None:
                 # The compositor hands each frame to the terminal here (headless or not).
                 real_display(screen, renderable)  # type: ignore[arg-type]
-                reached = watch["reached"]
-                if renderable is not None and reached is not None and watch["painted"] is None:
-                    if reached(screen):  # type: ignore[operator]
-                        watch["painted"] = time.perf_counter()
+                reached: Reached | None = watch["reached"]  # type: ignore[assignment]
+                waiting = renderable is not None and watch["painted"] is None
+                if waiting and reached is not None and reached(screen):
+                    watch["painted"] = time.perf_counter()
 
             app._display = display  # type: ignore[method-assign]
             await pilot.pause()

@@ -368,7 +368,7 @@ def cmd_backups(args: argparse.Namespace) -> int:
             raise UserError("an attributes backup has no content to diff; use `backups show`")
         old = store.original_bytes(backup).decode("utf-8", errors="replace")
         try:
-            current = Path(backup.path).read_text(encoding="utf-8", errors="replace")
+            current = Path(backup.path).read_bytes().decode("utf-8", errors="replace")  # keeps CRLF
         except FileNotFoundError:
             current = ""
         diff = unified_diff(old, current, backup.path)

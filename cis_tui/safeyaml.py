@@ -107,17 +107,17 @@ def _line(event: Any) -> int | None:
     return mark.line + 1 if mark is not None else None
 
 
-def load_all(text: str) -> list[Any]:
+def load_all(text: str, max_bytes: int = MAX_BYTES) -> list[Any]:
     """Every document of `text` as plain Python data (YamlLimitError, or ruamel's YAMLError)."""
-    check_limits(text)
+    check_limits(text, max_bytes)
     from ruamel.yaml import YAML
 
     return list(YAML(typ="safe", pure=False).load_all(text))
 
 
-def load(text: str) -> Any:
+def load(text: str, max_bytes: int = MAX_BYTES) -> Any:
     """The single document of `text` as plain Python data."""
-    check_limits(text)
+    check_limits(text, max_bytes)
     from ruamel.yaml import YAML
 
     return YAML(typ="safe", pure=False).load(text)

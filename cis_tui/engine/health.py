@@ -147,6 +147,10 @@ class Prober:
         self._unverified: set[str] = set()
         self._loopback: dict[str, bool] = {}
 
+    def check_ca(self) -> None:
+        """GateSetupError unless the cluster CA file loads (checked before any change)."""
+        self._context(True)
+
     def _context(self, verify: bool) -> ssl.SSLContext:
         if not verify:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)

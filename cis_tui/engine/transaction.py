@@ -26,6 +26,7 @@ from cis_tui.engine.backups import Backup, BackupStore, read_regular, sha256_byt
 from cis_tui.engine.events import Event, Kind, Outcome, Sink, Step
 from cis_tui.engine.health import (
     Endpoint,
+    GateSetupError,
     Prober,
     ProbeResult,
     Stability,
@@ -251,6 +252,14 @@ class Engine:
         if file.kind == "attributes" or not self.gate:
             self._step(tx, Step.SNAPSHOT, True, "no process to watch")
             return
+        if file.kind == "manifest":
+            # Probes verify TLS with the cluster CA: without it no gate can pass, and the
+            # rollback's gate would fail too. Find out before anything changes.
+            try:
+                await asyncio.to_thread(Prober(self.settings.layout.ca_cert).check_ca)
+            except GateSetupError as exc:
+                self._step(tx, Step.SNAPSHOT, False, str(exc))
+                raise _Failed(str(exc)) from None
         tx.old_process = await find_process(
             file.component, self.settings.process_root, identity=self.settings.identity
         )

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
+
+from cis_tui import safeyaml
 
 MAX_MANIFEST_BYTES = 10 * 1 << 20  # the kubelet's maxConfigLength
 
@@ -256,7 +257,7 @@ def load_pod(path: Path) -> PodSpec:
     except OSError as exc:
         raise ManifestError(exc.strerror or str(exc)) from None
     try:
-        docs = list(YAML(typ="safe").load_all(raw.decode("utf-8")))
+        docs = safeyaml.load_all(raw.decode("utf-8"), MAX_MANIFEST_BYTES)  # no alias bombs
     except (YAMLError, UnicodeDecodeError, ValueError) as exc:
         raise ManifestError(f"invalid YAML: {str(exc).splitlines()[0]}") from None
     docs = [d for d in docs if d is not None]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,17 @@ def test_the_diff_of_a_crlf_file_reads_like_any_other(capsys, crlf_node):
     assert "\r" not in out
     assert "# CRLF line endings: shown as plain line breaks, kept in the file\n" in out
     assert "\n+    - --profiling=false\n" in out
+
+
+def test_backups_diff_of_a_crlf_file_shows_only_the_change(capsys, crlf_node):
+    assert apply(capsys, crlf_node, "1.2.15")[0] == 0
+    code, out, _ = run_cli(capsys, "--root", str(crlf_node), "backups", "list", "--format", "json")
+    (backup,) = json.loads(out)
+    code, out, _ = run_cli(capsys, "--root", str(crlf_node), "backups", "diff", backup["id"])
+    assert code == 0
+    changed = [
+        line
+        for line in out.splitlines()
+        if line.startswith(("+", "-")) and not line.startswith(("+++", "---"))
+    ]
+    assert changed == ["+    - --profiling=false"], out

@@ -67,6 +67,13 @@ def get(url: str, cert: tuple[Path, Path] | None = None, timeout: float = 5.0) -
         conn.close()
 
 
+def _status(url: str) -> int | None:
+    try:
+        return get(url, timeout=1.0)
+    except OSError:
+        return None  # not listening yet
+
+
 def probe_url(run: SandboxRun, component: str) -> str:
     probe = load_pod(run.paths.manifest(component)).health_probe
     assert probe is not None
@@ -270,13 +277,21 @@ def test_an_unwritable_audit_log_directory_is_fatal(sandbox_node: SandboxRun) ->
     assert (log_dir / "audit.log").exists()
 
 
-def test_hardened_node_answers_401_anonymous_and_200_with_a_client_cert(
+def test_anonymous_auth_off_answers_401_anonymous_and_200_with_a_client_cert(
     sandbox_factory: SandboxFactory,
 ) -> None:
     run = sandbox_factory("hardened")
     url = probe_url(run, "kube-apiserver")
+    assert get(url) == 200  # the hardened node keeps anonymous health checks (kubeadm#798)
+    since = edit(
+        run.paths.manifest("kube-apiserver"), lambda t: mf.set_flag(t, "--anonymous-auth", "false")
+    )
+    run.wait_event("kube-apiserver", ev.STARTED, since)
     assert "--anonymous-auth=false" in run.args_of("kube-apiserver")
-    assert get(url) == 401
+    deadline = time.monotonic() + 30
+    while _status(url) != 401:  # the new process listens once its certificates are loaded
+        assert time.monotonic() < deadline, "no 401 to anonymous requests within 30 s"
+        time.sleep(0.05)
     assert get(url, cert=client_cert(run)) == 200
     # A client certificate from another CA fails the TLS handshake.
     with tempfile.TemporaryDirectory() as other:

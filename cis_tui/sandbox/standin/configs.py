@@ -16,11 +16,12 @@ from cis_tui.sandbox.standin.common import Context, Fatal
 
 def load_yaml(text: str, what: str) -> Any:
     """One YAML (or JSON) document as plain Python data; Fatal when it does not parse."""
-    from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
+    from cis_tui.safeyaml import load  # bounded: an alias bomb is refused, not built
+
     try:
-        return YAML(typ="safe").load(text)
+        return load(text)
     except (YAMLError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise Fatal(f"{what}: error converting YAML to JSON: yaml: {first}") from None

@@ -63,7 +63,7 @@ def backup_diff(store: BackupStore, backup: Backup) -> str:
         return "".join(lines)
     old = store.original_bytes(backup).decode("utf-8", errors="replace")
     try:
-        current = Path(backup.path).read_text(encoding="utf-8", errors="replace")
+        current = Path(backup.path).read_bytes().decode("utf-8", errors="replace")  # keeps CRLF
     except FileNotFoundError:
         current = ""
     from cis_tui.remediate.edits import unified_diff

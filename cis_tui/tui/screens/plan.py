@@ -175,6 +175,7 @@ class PlanScreen(Screen[None]):
         return self.query_one("#plan-pager", DiffPager)
 
     def compose(self) -> ComposeResult:
+        self.replan()  # plan while the screen is built: the worker's thread runs alongside
         yield Header()
         yield Static(Content.styled("planning…", "$text-muted"), id="plan-summary")
         fields = list(self._param_fields())
@@ -203,14 +204,13 @@ class PlanScreen(Screen[None]):
             for param in check.remediation.params:
                 yield ParamField(check, param, shown.show(defaults.get(param.name, "")))
 
-    def on_mount(self) -> None:
-        self.replan()
-
     # -- planning --------------------------------------------------------------------------
     def replan(self) -> None:
         self._replan_due = False
         self.planning = True
-        self.query_one("#plan-summary", Static).update(Content.styled("planning…", "$text-muted"))
+        if self.is_mounted:
+            summary = self.query_one("#plan-summary", Static)
+            summary.update(Content.styled("planning…", "$text-muted"))
         self._worker = self._build(self.check_ids, {k: dict(v) for k, v in self.values.items()})
 
     @work(thread=True, group="plan", exclusive=True, exit_on_error=False)

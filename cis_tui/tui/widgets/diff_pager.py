@@ -166,11 +166,12 @@ def wrap_line(line: Content, width: int, *, indent: int = 0, words: bool = True)
     return [rows[0], *(prefix + row for row in rows[1:])]
 
 
-class DiffPager(ScrollView, can_focus=True):
-    """Sections (a title, a summary, notes, a diff) scrolled as one document."""
+class DiffPager(ScrollView, can_focus=True, inherit_bindings=False):
+    """Sections (a title, a summary, notes, a diff) scrolled as one document.
 
-    INHERIT_BINDINGS = False  # keys come from the screen (see PAGER_BINDINGS)
-    BINDINGS: ClassVar[list[BindingType]] = []
+    It takes no keys itself (not even ScrollView's): the screen's PAGER_BINDINGS move it.
+    """
+
     COMPONENT_CLASSES: ClassVar[set[str]] = {"diff-pager--title", "diff-pager--hunk"}
     DEFAULT_CSS = """
     DiffPager {
