@@ -11,6 +11,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from types import FrameType
@@ -84,6 +85,7 @@ class CisTuiApp(App[int]):
         display_root: Path | None = None,
         handle_signals: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = datetime.now,
         first_scan: ScanDone | None = None,
         on_signal_exit: Callable[[], None] | None = None,
     ) -> None:
@@ -95,6 +97,8 @@ class CisTuiApp(App[int]):
         self.catalog = catalog
         self.paths = NodePaths(display_root or settings.layout.root)
         self.clock = clock
+        #: Local time, for "scanned at" (tests pin it).
+        self.wall_clock = wall_clock
         gate = (not settings.has_root_override) if health_gate is None else health_gate
         self.runner = EngineRunner(self, settings, catalog, health_gate=gate, timeout=timeout)
         self.node_label = node_label or default_node_label(settings)

@@ -48,6 +48,24 @@ def test_footer_home_end_help_and_confirm_keys(tmp_path, size):
         pane.keys("Escape")  # (a key sent right behind escape would read as alt+key)
         pane.wait_until(lambda text: "Moving around" not in text, "escape closes the help")
 
+        # Select every fixable failing check with one key, and unselect them again.
+        pane.keys("f")
+        pane.wait_for(r"checks · failing")
+        pane.keys("a")
+        pane.wait_for(r"\d+ selected")
+        pane.keys("a")
+        pane.wait_until(lambda text: "selected" not in text.splitlines()[1], "a unselects")
+        pane.keys("f")
+        pane.wait_for(r"checks · all")
+
+        # The palette jumps to a check by id.
+        pane.keys("C-p")
+        pane.wait_for(r"Search for commands|search", timeout=10)
+        pane.keys("4.1.9", literal=True)
+        pane.wait_for(r"Go to 4\.1\.9")
+        pane.keys("Enter")
+        pane.wait_until(lambda text: details_id(text) == "4.1.9", "the palette goes to 4.1.9")
+
         # The confirmation dialog shows its own keys, not the plan screen's.
         pane.keys("/")
         pane.wait_for(r"search id or title")

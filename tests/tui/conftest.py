@@ -6,6 +6,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,7 @@ def make_app(offline_settings) -> AppFactory:
     def make(settings: Settings | None = None, **kwargs) -> CisTuiApp:
         kwargs.setdefault("node_label", "test-node")
         kwargs.setdefault("clock", lambda: 0.0)
+        kwargs.setdefault("wall_clock", lambda: datetime(2026, 1, 1, 12, 0, 0))
         return CisTuiApp(settings or offline_settings, load_catalog(), **kwargs)
 
     return make

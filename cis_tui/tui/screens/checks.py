@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.command import Provider
 from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Input, Static
 
 from cis_tui.audit.evaluate import Result, Status, summarize
+from cis_tui.tui.check_commands import CheckCommands
 from cis_tui.tui.display import STATUS_STYLE, NodePaths
 from cis_tui.tui.filters import Filters, visible, why_not_selectable
 from cis_tui.tui.messages import ScanDone
@@ -46,10 +48,22 @@ class ChecksScreen(Screen[None]):
     BINDING_GROUP_TITLE = "Checks"
     AUTO_FOCUS = "#check-table"
     #: Left out of a narrow footer first (help and the palette still list them).
-    FOOTER_OPTIONAL = ("scored", "component", "clear_search", "failing")
+    FOOTER_OPTIONAL = ("scored", "component", "clear_search", "failing", "select_all")
+    COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {CheckCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("space", "toggle", "Select", tooltip="Select the highlighted check for a plan"),
+        Binding(
+            "space",
+            "toggle",
+            "Select",
+            tooltip="Select (or unselect) the highlighted check for a plan, then move down",
+        ),
         Binding("p", "plan", "Plan", tooltip="Plan the selected checks (enter works too)"),
+        Binding(
+            "a",
+            "select_all",
+            "Select all",
+            tooltip="Select every fixable check the filters show (again: unselect them)",
+        ),
         Binding("f", "failing", "Failing/all", tooltip="Show only failing checks, or all"),
         Binding("c", "component", "Component", tooltip="Cycle the component filter"),
         Binding("s", "scored", "Scored", tooltip="Show only scored (Automated) checks, or all"),
@@ -67,6 +81,7 @@ class ChecksScreen(Screen[None]):
         self.selected: set[str] = set()
         self.live = True
         self.scanned = False
+        self.scanned_at = ""  # wall-clock time of the scan shown, HH:MM:SS
 
     @property
     def cis_app(self) -> CisTuiApp:
@@ -99,6 +114,7 @@ class ChecksScreen(Screen[None]):
         self.results = list(results)
         self.live = live
         self.scanned = True
+        self.scanned_at = self.cis_app.wall_clock().strftime("%H:%M:%S")
         by_id = {r.id: r for r in self.results}
         self.selected = {
             i for i in self.selected if i in by_id and why_not_selectable(by_id[i]) is None
@@ -126,6 +142,8 @@ class ChecksScreen(Screen[None]):
             parts.append((f" · {len(self.selected)} selected", "bold $text-accent"))
         if not self.live:
             parts.append((" · offline tree", "$text-muted"))
+        if self.scanned_at:
+            parts.append((f" · scanned {self.scanned_at}", "$text-muted"))
         parts.append("  ")
         for status in Status:
             if counts[status.value]:
@@ -165,6 +183,37 @@ class ChecksScreen(Screen[None]):
         self.table.refresh_mark(result.id)
         self.table.action_cursor_down()
         self._update_bar(self.table.row_count)
+
+    def action_select_all(self) -> None:
+        shown = visible(self.results, self.filters)
+        fixable = [r.id for r in shown if why_not_selectable(r) is None]
+        if not fixable:
+            self.notify("No check the filters show can be fixed automatically.", severity="warning")
+            return
+        if all(i in self.selected for i in fixable):
+            self.selected.difference_update(fixable)
+            message = f"Unselected {len(fixable)} check(s)."
+        else:
+            self.selected.update(fixable)
+            left = len(shown) - len(fixable)
+            message = f"Selected {len(fixable)} fixable check(s)" + (
+                f"; {left} shown need a human or pass already." if left else "."
+            )
+        for check_id in fixable:
+            self.table.refresh_mark(check_id)
+        self._update_bar(self.table.row_count)
+        self.notify(message, markup=False)
+
+    def go_to(self, check_id: str) -> None:
+        """Put the cursor on a check, clearing the filters if they hide it."""
+        if not any(r.id == check_id for r in visible(self.results, self.filters)):
+            search = self.query_one("#search", Input)
+            search.value = ""
+            search.display = False
+            self.filters = Filters()
+            self._refresh()
+        self.table.move_cursor(row=self.table.get_row_index(check_id), animate=False)
+        self.set_focus(self.table)
 
     def action_plan(self) -> None:
         if not self.scanned:

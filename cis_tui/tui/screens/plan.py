@@ -20,6 +20,7 @@ from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.screen import Screen
 from textual.timer import Timer
+from textual.widget import Widget
 from textual.widgets import Header, Input, Static
 from textual.worker import Worker, WorkerState
 
@@ -161,6 +162,7 @@ class PlanScreen(Screen[None]):
         self._timer: Timer | None = None
         self._replan_due = False
         self._worker: Worker[Plan] | None = None
+        self._later_fields: list[Widget] = []
 
     @property
     def cis_app(self) -> CisTuiApp:
@@ -179,9 +181,14 @@ class PlanScreen(Screen[None]):
         yield Header()
         yield Static(Content.styled("planning…", "$text-muted"), id="plan-summary")
         fields = list(self._param_fields())
+        # The fields the parameter area shows (a quarter of the screen) come now; the rest are
+        # mounted below them once the plan is painted: building a few dozen inputs would slow
+        # the planning thread that runs meanwhile.
+        first = max(3, self.app.size.height // 8 + 1)
+        self._later_fields = fields[first:]
         with VerticalScroll(id="plan-params", can_focus=False) as params:
             params.set_class(not fields, "-empty")
-            yield from fields
+            yield from fields[:first]
         yield DiffPager(id="plan-pager", empty=Content.styled("planning…", "$text-muted"))
         yield KeyFooter()
 
@@ -264,6 +271,12 @@ class PlanScreen(Screen[None]):
             ("a", "bold $text-accent"),
             " applies.",
         )
+
+    @on(DiffPager.Painted)
+    def _mount_later_fields(self) -> None:
+        if self._later_fields and self.plan is not None:
+            later, self._later_fields = self._later_fields, []
+            self.query_one("#plan-params").mount_all(later)
 
     @on(ParamField.Changed)
     def _param_changed(self, event: ParamField.Changed) -> None:

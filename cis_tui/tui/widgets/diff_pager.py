@@ -20,6 +20,7 @@ from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
 from textual.content import Content
 from textual.geometry import Size
+from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
@@ -188,6 +189,17 @@ class DiffPager(ScrollView, can_focus=True, inherit_bindings=False):
     DiffPager > .diff-pager--hunk { background: $primary 8%; }
     """
 
+    class Painted(Message):
+        """The first frame with new content is being drawn (after `show`, a fold, a resize)."""
+
+        def __init__(self, pager: DiffPager) -> None:
+            super().__init__()
+            self.pager = pager
+
+        @property
+        def control(self) -> DiffPager:
+            return self.pager
+
     def __init__(
         self,
         sections: Sequence[PagerSection] = (),
@@ -205,8 +217,9 @@ class DiffPager(ScrollView, can_focus=True, inherit_bindings=False):
         self._hunks: list[int] = []  # the @@ row of each unfolded hunk
         self._width = 0
         self._cache: LRUCache[tuple[int, int], Strip] = LRUCache(1024)
-        #: Bumped whenever the rows change: lets a test or a benchmark wait for a repaint.
+        #: Bumped whenever the rows change; `Painted` says when a generation reaches the screen.
         self.generation = 0
+        self._painted = 0
 
     # -- content -------------------------------------------------------------------------
     @property
@@ -454,6 +467,9 @@ class DiffPager(ScrollView, can_focus=True, inherit_bindings=False):
             self.set_folded(section.key, section.key not in self._folded)
 
     def render_line(self, y: int) -> Strip:
+        if self._painted != self.generation:
+            self._painted = self.generation
+            self.post_message(self.Painted(self))
         row = self.top + y
         width = self.scrollable_content_region.width
         key = (row, width)

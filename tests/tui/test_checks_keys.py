@@ -1,0 +1,48 @@
+"""Select every fixable check, jump to a check from the palette, see when the scan was taken
+(issue 12, items 11 and 13)."""
+
+from __future__ import annotations
+
+from cis_tui.tui.filters import visible, why_not_selectable
+from cis_tui.tui.screens.checks import ChecksScreen
+from cis_tui.tui.widgets.check_table import CheckTable
+from tests.tui.conftest import screen_text, settle, wait_until
+
+
+async def test_a_selects_every_fixable_check_the_filters_show_and_again_unselects(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ChecksScreen)
+        await pilot.press("c")  # only kube-apiserver
+        shown = visible(screen.results, screen.filters)
+        fixable = {r.id for r in shown if why_not_selectable(r) is None}
+        assert fixable and len(fixable) < len(shown)
+        await pilot.press("a")
+        assert screen.selected == fixable
+        assert f"{len(fixable)} selected" in screen_text(app)
+        await pilot.press("a")
+        assert screen.selected == set()
+
+
+async def test_the_palette_goes_to_a_check_even_when_the_filters_hide_it(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(CheckTable)
+        await pilot.press("c")  # kube-apiserver only: 4.1.9 (kubelet) is hidden
+        assert "4.1.9" not in {r.id for r in table.results}
+        await pilot.press("ctrl+p")
+        await pilot.press(*"go to 4.1.9")
+        await wait_until(pilot, lambda: "Go to 4.1.9" in screen_text(app), what="the hit")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: table.current_id == "4.1.9", what="the cursor on 4.1.9")
+        assert app.focused is table
+
+
+async def test_the_status_line_says_when_the_node_was_scanned(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert "scanned 12:00:00" in screen_text(app)
