@@ -18,6 +18,7 @@ from typing import Any
 
 from cis_tui.audit.flags import ParsedArgs, parse_args
 from cis_tui.audit.processes import IgnoredProcess, LiveProcess, scan_processes
+from cis_tui.audit.strays import StrayFile, find_strays
 from cis_tui.audit.yamlcache import YamlLimitError, YamlSyntaxError, load_all_cached
 from cis_tui.layout import STATIC_COMPONENTS, Layout, Settings
 from cis_tui.safeyaml import MAX_BYTES
@@ -349,6 +350,8 @@ class NodeSnapshot:
     target_errors: dict[str, InputError] = field(default_factory=dict)
     #: Whether anything of a Kubernetes node was found (see `found_problem`).
     found: bool = True
+    #: Files the kubelet runs from the manifests directory besides the components' own.
+    strays: tuple[StrayFile, ...] = ()
 
     @property
     def layout(self) -> Layout:
@@ -530,6 +533,8 @@ def take_snapshot(settings: Settings, live: bool | None = None) -> NodeSnapshot:
                 snap.manifests[component] = read_manifest(path, component)
         except InputError as exc:
             snap.manifest_errors[component] = exc
+    if dir_error is None:
+        snap.strays = tuple(find_strays(layout))
     snap.kubelet_file_args = read_kubelet_file_args(settings.layout)
     if look_live:
         scan = scan_processes(

@@ -12,7 +12,6 @@ from cis_tui.tui.screens.apply import ApplyScreen
 from cis_tui.tui.screens.checks import ChecksScreen
 from cis_tui.tui.screens.confirm import ConfirmScreen
 from cis_tui.tui.screens.plan import PlanScreen
-from cis_tui.tui.widgets.file_plan import FilePlanView
 from cis_tui.tui.widgets.param_field import ParamField
 from tests.tui.conftest import press_into, screen_text, select_checks, settle, wait_until
 
@@ -34,7 +33,7 @@ async def test_select_plan_apply_and_rescan(make_app, tree):
         plan_screen = app.screen
         assert isinstance(plan_screen, PlanScreen)
         assert plan_screen.check_ids == ("1.2.15", "1.4.1")
-        assert len(plan_screen.query(FilePlanView)) == 2
+        assert len(plan_screen.pager.sections) == 2  # one per file
         text = screen_text(app)
         assert "restarts kube-apiserver, kube-scheduler" in text
         assert "+    - --profiling=false" in text
