@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cis_tui.audit.evaluate import Result, Status, evaluate
-from cis_tui.audit.node import InputError, parse_manifest, take_snapshot
+from cis_tui.audit.node import InputError, parse_manifest, read_text_file, take_snapshot
 from cis_tui.audit.processes import LiveProcess
 from cis_tui.benchmarks.catalog import Catalog
 from cis_tui.engine.atomic import AtomicWriteError, atomic_write, create_new
@@ -538,7 +538,7 @@ class Engine:
         path = self.settings.layout.manifest("kube-apiserver")
         try:
             manifest = await asyncio.to_thread(
-                lambda: parse_manifest(path.read_text(), path, "kube-apiserver")
+                lambda: parse_manifest(read_text_file(path, "manifest"), path, "kube-apiserver")
             )
         except (OSError, InputError):
             return
