@@ -78,7 +78,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     from cis_tui.audit.evaluate import Status, evaluate
     from cis_tui.audit.node import take_snapshot
     from cis_tui.benchmarks.catalog import load_catalog
-    from cis_tui.report import render_json, render_junit, render_table, sort_results
+    from cis_tui.report import Scan, render_table, scan_document, sort_results
 
     settings = _settings(args)
     catalog = load_catalog(settings.benchmark)
@@ -103,13 +103,11 @@ def cmd_scan(args: argparse.Namespace) -> int:
         live, source = snap.live, "node"
     failing = {Status.FAIL, Status.WARN, Status.ERROR}
     shown = [r for r in results if r.status in failing] if args.failing else results
-    if args.format == "json":
-        print(render_json(shown, settings, live, source))
-    elif args.format == "junit":
-        print(render_junit(shown, settings.benchmark))
-    else:
+    if args.format == "table":
         color = sys.stdout.isatty() and not _no_color()
         print(render_table(sort_results(shown), settings.benchmark, color=color))
+    else:  # the same document the wizard exports (report.SCAN_FORMATS)
+        sys.stdout.write(scan_document(args.format, Scan(tuple(shown), settings, live, source)))
     return EXIT_FAIL if any(r.status in {Status.FAIL, Status.ERROR} for r in results) else EXIT_OK
 
 
@@ -435,13 +433,14 @@ def cmd_tui(args: argparse.Namespace) -> int:
     from cis_tui.tui.app import run_tui
 
     settings = _settings(args)
-    return run_tui(settings, load_catalog(settings.benchmark), mouse=not args.no_mouse)
+    catalog = load_catalog(settings.benchmark)
+    return run_tui(settings, catalog, mouse=not args.no_mouse, read_only=args.read_only)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from cis_tui.demo import run_demo
 
-    return run_demo(args.scenario, mouse=not args.no_mouse)
+    return run_demo(args.scenario, mouse=not args.no_mouse, read_only=args.read_only)
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -456,6 +455,9 @@ def _no_color() -> bool:
     return bool(os.environ.get("NO_COLOR"))
 
 
+_READ_ONLY = "scan, plan, diff and review backups; no apply, restore, prune or recover"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="cis-tui",
@@ -467,6 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-mouse", action="store_true", help="wizard: leave the mouse to the terminal"
     )
+    parser.add_argument("--read-only", action="store_true", help=f"wizard: {_READ_ONLY}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     scan = sub.add_parser("scan", help="audit the node and list check results")
@@ -572,6 +575,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="leave the mouse to the terminal",
     )
+    tui.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS, help=_READ_ONLY)
     tui.set_defaults(handler=cmd_tui)
 
     from cis_tui.sandbox import SCENARIOS
@@ -583,6 +587,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         default=argparse.SUPPRESS,
         help="leave the mouse to the terminal",
+    )
+    demo.add_argument(
+        "--read-only", action="store_true", default=argparse.SUPPRESS, help=_READ_ONLY
     )
     demo.set_defaults(handler=cmd_demo)
 

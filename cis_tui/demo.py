@@ -137,12 +137,15 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
     raise DemoStopped(signal.Signals(signum).name)
 
 
-def run_demo(scenario: str = "default", *, mouse: bool = True) -> int:
+def run_demo(scenario: str = "default", *, mouse: bool = True, read_only: bool = False) -> int:
     """Create and start a sandbox node, open the wizard on it, clean up on every exit path."""
+    from dataclasses import replace
+
     from cis_tui.benchmarks.catalog import load_catalog
-    from cis_tui.layout import load_settings
+    from cis_tui.layout import load_settings, load_user_keys
     from cis_tui.tui.app import CisTuiApp
 
+    keys = load_user_keys()  # the sandbox's config is not the user's; their keymap still holds
     cleanup = Cleanup()
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -155,7 +158,7 @@ def run_demo(scenario: str = "default", *, mouse: bool = True) -> int:
     code = 1
     try:
         with sandbox_node(scenario, notice=True, cleanup=cleanup) as config:
-            settings = load_settings(config=config)
+            settings = replace(load_settings(config=config), keys=keys)
             app = CisTuiApp(
                 settings,
                 load_catalog(settings.benchmark),
@@ -163,9 +166,14 @@ def run_demo(scenario: str = "default", *, mouse: bool = True) -> int:
                 display_root=config.parent,
                 handle_signals=True,
                 on_signal_exit=cleanup.arm_watchdog,
+                read_only=read_only,
             )
             result = app.run(mouse=mouse)
             code = result if isinstance(result, int) else app.exit_code
+            if app.exit_summary:  # stopped by a signal: say what it left, before cleaning up
+                from cis_tui.tui.exit_summary import print_to_terminal
+
+                print_to_terminal(app.exit_summary)
     except DemoStopped as exc:
         print(f"cis-tui demo: {exc}: stopped and cleaned up", file=sys.stderr)
         code = 1

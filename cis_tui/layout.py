@@ -26,6 +26,7 @@ from typing import Any
 import platformdirs
 
 from cis_tui.errors import UserError
+from cis_tui.keymap import key_problem, key_string
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -227,6 +228,8 @@ class Settings:
     has_root_override: bool = False
     #: Which processes are the components (owner, starter), not merely named like them.
     identity: ProcessIdentity = field(default_factory=ProcessIdentity)
+    #: The wizard's keymap (`[keys]`): binding id -> comma-separated keys, e.g. "p,enter".
+    keys: dict[str, str] = field(default_factory=dict)
 
 
 _LAYOUT_KEYS = {f.name for f in fields(Layout)} - {"manifest_names", "root"}
@@ -390,6 +393,24 @@ def _parse_processes(table: dict[str, Any], path: Path) -> tuple[Path | None, Pr
     return root, ProcessIdentity(**kwargs)
 
 
+def _parse_keys(table: dict[str, Any], path: Path) -> dict[str, str]:
+    """`[keys]`: binding id = "key,key" (or a list of keys); ids and key names are checked."""
+    for binding_id, value in table.items():
+        problem = key_problem(binding_id, value)
+        if problem is not None:
+            raise UserError(problem, path)
+    return {binding_id: key_string(value) for binding_id, value in table.items()}
+
+
+def load_user_keys() -> dict[str, str]:
+    """The `[keys]` of the user's own config file (`$CIS_TUI_CONFIG` or the default), for a
+    wizard on a node whose config is not the user's (the demo's sandbox)."""
+    path = Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else default_config_path()
+    if not os.environ.get(CONFIG_ENV) and not path.is_file():
+        return {}
+    return _parse_keys(_expect(_read_toml(path).get("keys", {}), "keys", path), path)
+
+
 def _default_state_dir(root: Path | None) -> Path:
     if root is not None:
         return root / "var/lib/cis-tui"
@@ -410,7 +431,9 @@ def load_settings(
     data: dict[str, Any] = {}
     if explicit is not None or path.is_file():
         data = _read_toml(path)
-    _unknown(data, {"layout", "state", "kubelet", "health", "processes", "benchmark"}, "top", path)
+    tables = {"layout", "state", "kubelet", "health", "processes", "benchmark", "keys"}
+    _unknown(data, tables, "top", path)
+    keys = _parse_keys(_expect(data.get("keys", {}), "keys", path), path)
 
     layout = _parse_layout(_expect(data.get("layout", {}), "layout", path), path)
     health = _parse_health(_expect(data.get("health", {}), "health", path), path)
@@ -460,4 +483,5 @@ def load_settings(
         config_path=path if data else None,
         has_root_override=root is not None,
         identity=identity,
+        keys=keys,
     )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cis_tui.audit.evaluate import STATUS_ORDER, Result, Status, summarize
@@ -95,6 +96,42 @@ def render_junit(results: Sequence[Result], benchmark: str) -> str:
             ET.SubElement(case, "skipped", message=r.reason)
     ET.indent(suite)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode")
+
+
+@dataclass(frozen=True)
+class Scan:
+    """One scan's results and where they came from: what a scan document renders."""
+
+    results: tuple[Result, ...]
+    settings: Settings
+    live: bool
+    source: str = "node"
+
+
+@dataclass(frozen=True)
+class ScanFormat:
+    """A file format for a whole scan: `cis-tui scan --format NAME` and the wizard's export."""
+
+    name: str
+    title: str
+    suffix: str
+    render: Callable[[Scan], str]
+
+
+#: The document formats of a scan, by `--format` name (the terminal table is not one).
+SCAN_FORMATS: dict[str, ScanFormat] = {
+    "json": ScanFormat(
+        "json", "JSON", ".json", lambda s: render_json(s.results, s.settings, s.live, s.source)
+    ),
+    "junit": ScanFormat(
+        "junit", "JUnit XML", ".xml", lambda s: render_junit(s.results, s.settings.benchmark)
+    ),
+}
+
+
+def scan_document(fmt: str, scan: Scan) -> str:
+    """The scan as `cis-tui scan --format FMT` prints it, final newline included."""
+    return SCAN_FORMATS[fmt].render(scan) + "\n"
 
 
 def sort_results(results: Sequence[Result]) -> list[Result]:

@@ -10,13 +10,14 @@ import gc
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, ClassVar
 
+from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.content import Content
@@ -27,11 +28,12 @@ from cis_tui.audit.evaluate import Result, evaluate
 from cis_tui.audit.node import take_snapshot
 from cis_tui.benchmarks.catalog import Catalog
 from cis_tui.engine.backups import Backup
-from cis_tui.engine.events import Outcome
+from cis_tui.engine.events import Kind, Outcome
 from cis_tui.engine.journal import Journal, OpenTransaction
 from cis_tui.engine.lock import node_lock
 from cis_tui.engine.statedir import check_trusted
 from cis_tui.errors import NodeLocked, UserError
+from cis_tui.keymap import WRITE_IDS
 from cis_tui.layout import Settings
 from cis_tui.tui.display import NodePaths
 from cis_tui.tui.engine_runner import (
@@ -43,11 +45,12 @@ from cis_tui.tui.engine_runner import (
 )
 from cis_tui.tui.messages import EngineDone, EngineEvent, EngineFailed, ScanDone, ScanFailed
 from cis_tui.tui.screens.checks import ChecksScreen
-from cis_tui.tui.screens.help import HelpScreen, bindings_of, key_list
+from cis_tui.tui.screens.help import HelpScreen, bindings_of, key_list, keys_of
 from cis_tui.tui.textual_fixes import stop_style_cache_leak
 
 if TYPE_CHECKING:
     from cis_tui.remediate.plan import Plan
+    from cis_tui.report import Scan
     from cis_tui.tui.screens.apply import ApplyScreen
 
 EXIT_CRITICAL = 3
@@ -70,8 +73,16 @@ class CisTuiApp(App[int]):
     TITLE = "cis-tui"
     CSS_PATH = "app.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q,ctrl+q", "quit", "Quit", tooltip="Quit (blocked while a change is in flight)"),
-        Binding("f1,question_mark", "help", "Help", tooltip="Every key, on every screen"),
+        Binding(
+            "q,ctrl+q",
+            "quit",
+            "Quit",
+            tooltip="Quit (blocked while a change is in flight)",
+            id="quit",
+        ),
+        Binding(
+            "f1,question_mark", "help", "Help", tooltip="Every key, on every screen", id="help"
+        ),
     ]
 
     def __init__(
@@ -88,8 +99,12 @@ class CisTuiApp(App[int]):
         wall_clock: Callable[[], datetime] = datetime.now,
         first_scan: ScanDone | None = None,
         on_signal_exit: Callable[[], None] | None = None,
+        read_only: bool = False,
     ) -> None:
         super().__init__()
+        #: Scan, plan, diff and review backups only: no apply, restore, prune or recover.
+        self.read_only = read_only
+        self.set_keymap(settings.keys)
         stop_style_cache_leak()
         #: Called when a signal makes the app exit (the demo arms a cleanup watchdog with it).
         self.on_signal_exit = on_signal_exit
@@ -104,13 +119,25 @@ class CisTuiApp(App[int]):
         self.node_label = node_label or default_node_label(settings)
         self.handle_signals = handle_signals
         self.results: list[Result] = list(first_scan.results) if first_scan else []
+        #: Whether the last scan saw live processes (an offline tree: no).
+        self.live = first_scan.live if first_scan else True
         self.exit_code = 0
         #: Given the first scan, the checks screen shows it in its first frame.
         self.checks_screen = ChecksScreen(first_scan)
         self._scan_at_mount = first_scan is None
         self.apply_screen: ApplyScreen | None = None
         self._job_checks: tuple[str, ...] = ()
+        self._job_kind = ""
+        #: The job in flight began rolling back (a cancel or a failure): x has nothing left to do.
+        self._job_rolling_back = False
+        #: How the last job ended: its result, or its error.
+        self._job_outcome: object = None
         self._exit_after_job = False
+        #: The signal that stopped the app, and the line that says what it left behind
+        #: (printed by run_tui/run_demo once the terminal is restored).
+        self.stopped_by: str | None = None
+        self._stopped_mid_job = False
+        self.exit_summary: str | None = None
         self._saved_handlers: dict[signal.Signals, SignalHandler] = {}
         self._heap_frozen = False
         #: The terminal is gone: frames are dropped, and the app exits once no change is in flight.
@@ -140,7 +167,8 @@ class CisTuiApp(App[int]):
         return self.checks_screen
 
     def on_mount(self) -> None:
-        self.sub_title = f"{self.catalog.benchmark} · {self.node_label}"
+        where = f"{self.catalog.benchmark} · {self.node_label}"
+        self.sub_title = f"read-only · {where}" if self.read_only else where
         if self.handle_signals:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGHUP):
@@ -163,6 +191,9 @@ class CisTuiApp(App[int]):
         try:
             pending = Journal(self.settings.state_dir).open_transactions()
             if not pending:
+                return
+            if self.read_only:  # only inform: taking the lock would write to the state dir
+                self.push_screen(_recovery_screen(pending, self.paths, read_only=True))
                 return
             with node_lock(self.settings.state_dir):
                 pass
@@ -189,16 +220,27 @@ class CisTuiApp(App[int]):
         return self.apply_screen is not None and self.apply_screen in self.screen_stack
 
     def _exit_for_signal(self, code: int) -> None:
+        from cis_tui.tui.exit_summary import exit_summary
+
+        if self.stopped_by is not None and self.exit_summary is None:
+            outcome = self._job_outcome if self._stopped_mid_job else None
+            backups = self.paths.path(self.settings.state_dir / "backups")
+            self.exit_summary = exit_summary(self.stopped_by, outcome, backups)
+            self.runner.log.note(self.exit_summary)
         if self.on_signal_exit is not None:
             self.on_signal_exit()
         self.exit(code)
 
     def _on_signal(self, signum: int) -> None:
         """SIGTERM/SIGHUP (a dropped SSH session): finish or roll back, then exit."""
+        name = signal.Signals(signum).name
+        if self.stopped_by is None:
+            self.stopped_by = f"{name} (the terminal was lost)" if self.terminal_lost else name
         if self.runner.cancel():
             self._exit_after_job = True
+            self._stopped_mid_job = True
             if self._apply_screen_open():
-                self.apply_screen.cancelling()
+                self.apply_screen.cancelling(f"stopped by {name}")
         elif not self.runner.busy:
             self._exit_for_signal(self.exit_code)
 
@@ -217,12 +259,19 @@ class CisTuiApp(App[int]):
 
     def on_scan_done(self, message: ScanDone) -> None:
         self.results = list(message.results)
+        self.live = message.live
         self.checks_screen.show_results(message.results, message.live)
         if self._apply_screen_open():
             self.apply_screen.show_statuses(message.results, self._job_checks)
 
     def on_scan_failed(self, message: ScanFailed) -> None:
         self.notify(message.error, markup=False, title="Scan failed", severity="error", timeout=10)
+
+    def current_scan(self) -> Scan:
+        """The scan the checks screen shows, as `cis-tui scan` renders one."""
+        from cis_tui.report import Scan
+
+        return Scan(tuple(self.results), self.settings, self.live)
 
     # -- navigation ------------------------------------------------------------------------
     def open_plan(self, check_ids: Sequence[str]) -> None:
@@ -277,30 +326,80 @@ class CisTuiApp(App[int]):
             )
         return Content("\n").join(lines)
 
+    # -- read-only mode and the keymap ------------------------------------------------------
+    @property
+    def keymap(self) -> Mapping[str, str]:
+        """Binding id -> keys, from the config's `[keys]` (as Textual normalised them)."""
+        return self._keymap
+
+    def refuse_in_read_only(self, what: str) -> bool:
+        """In read-only mode: say that `what` is not possible, and return True."""
+        if not self.read_only:
+            return False
+        self.notify(
+            f"{what}: not in read-only mode (cis-tui was started with --read-only); "
+            "nothing on the node is changed.",
+            title="Read-only mode",
+            severity="warning",
+            markup=False,
+        )
+        return True
+
+    def allows(self, binding_id: str) -> bool:
+        """Whether a binding may run: read-only mode hides every binding that changes the node."""
+        return not (self.read_only and binding_id in WRITE_IDS)
+
+    def on_key(self, event: events.Key) -> None:
+        """A key of a change the read-only mode hides explains itself (Textual ignores a
+        hidden binding's key)."""
+        if not self.read_only or event.key in self.screen.active_bindings:
+            return
+        for binding in bindings_of(self.screen):
+            if not self.allows(binding.id or "") and event.key in keys_of(self, binding):
+                self.refuse_in_read_only(binding.description)
+                return
+
     def _start(self, screen: ApplyScreen, checks: Sequence[str]) -> None:
+        if self.refuse_in_read_only("This change"):  # the engine never starts
+            return
         if self.runner.busy:
             self.notify("Another change is still in flight.", severity="warning")
             return
         self._job_checks = tuple(checks)
+        self._job_kind = screen.job.kind
+        self._job_rolling_back = False
+        self._job_outcome = None
         self.apply_screen = screen
         self.push_screen(screen)
 
     def start_apply(self, plan: Plan) -> None:
         from cis_tui.tui.screens.plan import PlanScreen
 
+        if self.refuse_in_read_only("Apply"):
+            return
         if isinstance(self.screen, PlanScreen):
             self.pop_screen()
         self._start(_apply_screen(apply_job(plan)), plan.checks)
 
     def start_restore(self, backup: Backup) -> None:
+        if self.refuse_in_read_only("Restore"):
+            return
         what = self.paths.path(backup.path) if backup.kind == "file" else "file modes and owners"
         self._start(_apply_screen(restore_job(backup.id, what)), backup.checks)
 
     def _recover(self, pending: Sequence[OpenTransaction], yes: bool | None) -> None:
-        if yes:
+        if yes and not self.refuse_in_read_only("Recovery"):
             self._start(_apply_screen(recover_job(len(pending))), ())
 
+    @property
+    def job_cancellable(self) -> bool:
+        """Whether x can still cancel the job in flight: not once it is cancelling or rolling
+        back, and never a recovery (it is a rollback itself)."""
+        return not (self.runner.cancelling or self._job_rolling_back or self._job_kind == "recover")
+
     def on_engine_event(self, message: EngineEvent) -> None:
+        if message.event.kind is Kind.ROLLBACK:
+            self._job_rolling_back = True
         if self._apply_screen_open():
             self.apply_screen.record(message.event)
 
@@ -308,6 +407,7 @@ class CisTuiApp(App[int]):
         from cis_tui.engine.transaction import ApplyResult
 
         result = message.result
+        self._job_outcome = result
         critical = (
             isinstance(result, ApplyResult)
             and any(f.outcome is Outcome.CRITICAL for f in result.files)
@@ -322,6 +422,7 @@ class CisTuiApp(App[int]):
             self._exit_for_signal(max(self.exit_code, job_code))
 
     def on_engine_failed(self, message: EngineFailed) -> None:
+        self._job_outcome = message.error
         if self._apply_screen_open():
             self.apply_screen.failed(message.error)
         else:
@@ -330,15 +431,28 @@ class CisTuiApp(App[int]):
             self._exit_for_signal(max(self.exit_code, message.exit_code))
 
     # -- quitting and the command palette ----------------------------------------------------
+    def _refuse_quit(self) -> None:
+        """Say why quitting waits, naming the key that works now."""
+        if self.job_cancellable:
+            why = "A change is in flight: x cancels it (it rolls back); quit once it has finished."
+        elif self._job_kind == "recover":
+            why = "A recovery is in flight: quit once it has finished."
+        else:
+            why = "Rolling back: quit once it has finished."
+        self.notify(why, title="Cannot quit now", severity="warning")
+
     async def action_quit(self) -> None:
         if self.runner.busy:
-            self.notify(
-                "A change is in flight. Press x to cancel it (it rolls back), then quit.",
-                title="Cannot quit now",
-                severity="warning",
-            )
+            self._refuse_quit()
             return
         self.exit(self.exit_code)
+
+    def action_help_quit(self) -> None:
+        """ctrl+c: Textual's hint names the quit key, which is refused while a job runs."""
+        if self.runner.busy:
+            self._refuse_quit()
+            return
+        super().action_help_quit()
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         """Every action of the current screen and of the app, plus Textual's own commands."""
@@ -346,7 +460,7 @@ class CisTuiApp(App[int]):
         seen = {"quit"}
         for owner in (screen, self):
             for binding in bindings_of(owner):
-                if binding.action in seen:
+                if binding.action in seen or not self.allows(binding.id or ""):
                     continue
                 seen.add(binding.action)
                 keys = key_list(self, binding)
@@ -363,10 +477,12 @@ def _apply_screen(job: EngineJob) -> ApplyScreen:
     return ApplyScreen(job)
 
 
-def _recovery_screen(pending: Sequence[OpenTransaction], paths: NodePaths) -> Screen[bool]:
+def _recovery_screen(
+    pending: Sequence[OpenTransaction], paths: NodePaths, *, read_only: bool = False
+) -> Screen[bool]:
     from cis_tui.tui.screens.recovery import RecoveryScreen
 
-    return RecoveryScreen(pending, paths)
+    return RecoveryScreen(pending, paths, read_only=read_only)
 
 
 def scan_node(settings: Settings, catalog: Catalog) -> ScanDone:
@@ -375,13 +491,19 @@ def scan_node(settings: Settings, catalog: Catalog) -> ScanDone:
     return ScanDone(evaluate(catalog, snap), snap.live)
 
 
-def run_tui(settings: Settings, catalog: Catalog, *, mouse: bool = True) -> int:
+def run_tui(
+    settings: Settings, catalog: Catalog, *, mouse: bool = True, read_only: bool = False
+) -> int:
     """Run the wizard on a node; returns the exit code (3 after a CRITICAL outcome)."""
     check_trusted(settings.state_dir)  # an untrusted state directory: exit 2 before any frame
     try:
         first: ScanDone | None = scan_node(settings, catalog)
     except Exception:  # the app's own scan then shows the error
         first = None
-    app = CisTuiApp(settings, catalog, handle_signals=True, first_scan=first)
+    app = CisTuiApp(settings, catalog, handle_signals=True, first_scan=first, read_only=read_only)
     code = app.run(mouse=mouse)
+    if app.exit_summary:  # stopped by a signal: what it left behind, now the terminal is back
+        from cis_tui.tui.exit_summary import print_to_terminal
+
+        print_to_terminal(app.exit_summary)
     return code if isinstance(code, int) else app.exit_code

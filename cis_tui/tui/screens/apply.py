@@ -1,4 +1,9 @@
-"""The apply screen: the live health-gate panel of an engine job (apply, restore, recover)."""
+"""The apply screen: the live health-gate panel of an engine job (apply, restore, recover).
+
+It keeps up with the job without costing the keyboard: log lines are written in batches (every
+Log write is a relayout), one-line widgets update without a relayout, and the section of the
+file in flight is scrolled into view only when its layout changes, not on every probe.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +15,14 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import Header, Log, Static
+from textual.widgets import Header, Static
 
 from cis_tui.audit.evaluate import Result
 from cis_tui.engine.events import Event, Kind, Outcome, Step
 from cis_tui.tui.display import STATUS_STYLE, outcome_content
 from cis_tui.tui.engine_runner import EngineJob
-from cis_tui.tui.widgets.file_progress import FileProgress
+from cis_tui.tui.widgets.file_progress import FileProgress, outcome_reason
+from cis_tui.tui.widgets.follow_log import FollowLog
 from cis_tui.tui.widgets.key_footer import KeyFooter
 
 if TYPE_CHECKING:
@@ -38,8 +44,17 @@ class ApplyScreen(Screen[None]):
     BINDING_GROUP_TITLE = "Apply"
     AUTO_FOCUS = "#apply-log"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("x,escape", "cancel", "Cancel: roll back", tooltip="Stop safely: roll back"),
-        Binding("enter,escape", "back", "Back", tooltip="Back to the previous screen"),
+        Binding(
+            "x,escape", "cancel", "Cancel: roll back", tooltip="Stop safely: roll back", id="cancel"
+        ),
+        Binding("enter,escape", "back", "Back", tooltip="Back to the previous screen", id="back"),
+        Binding(
+            "G,end",
+            "follow_log",
+            "Follow log",
+            tooltip="Scroll the log to its newest line and follow it again",
+            id="bottom",
+        ),
     ]
 
     def __init__(self, job: EngineJob, *, start: bool = True) -> None:
@@ -53,6 +68,12 @@ class ApplyScreen(Screen[None]):
         self._pending_lines: list[str] = []
         self._last_poll: dict[str, tuple[bool | None, float]] = {}
         self.final: Content | None = None
+        self.cancel_requested = False
+        self._cancel_shown = False
+        #: The section of the file in flight, kept in view while the job runs.
+        self.active: FileProgress | None = None
+        self._view_pending = False
+        self.log_view = FollowLog(max_lines=LOG_LINES, id="apply-log")
 
     @property
     def cis_app(self) -> CisTuiApp:
@@ -65,7 +86,8 @@ class ApplyScreen(Screen[None]):
         with VerticalScroll(id="apply-files"):
             for file in self.job.files:
                 yield self._section(_label(file.path), file.component)
-        yield Log(max_lines=LOG_LINES, id="apply-log")
+        yield self.log_view
+        yield Static("", id="log-hint")
         yield KeyFooter()
 
     def _section(self, label: str, component: str) -> FileProgress:
@@ -76,7 +98,9 @@ class ApplyScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.started = self.cis_app.clock()
-        self._set_status("running")
+        self._set_status("recovering" if self.job.kind == "recover" else "running")
+        self.watch(self.log_view, "following", self._follow_changed, init=False)
+        self.watch(self.log_view, "unseen", self._show_log_hint, init=False)
         self.set_interval(0.5, self._tick)
         # Every Log write is a relayout (its virtual size grows): lines are written in batches.
         self.set_interval(0.5, self.flush_log)
@@ -91,10 +115,19 @@ class ApplyScreen(Screen[None]):
         if self.running:
             self._set_status(self.status)
 
+    @property
+    def can_cancel(self) -> bool:
+        """Whether x still cancels: not once the job is cancelling or rolling back, nor during
+        a recovery (the App knows which)."""
+        return self.running and self.cis_app.job_cancellable
+
     def _set_status(self, status: str) -> None:
-        # Only a new status (or the final message) can change the line's height.
-        relayout = status != self.status or self.final is not None
+        # Only a new status, the cancel hint going, or the final message can change the line's
+        # height.
+        cancel = self.final is None and self.can_cancel
+        relayout = status != self.status or self.final is not None or cancel != self._cancel_shown
         self.status = status
+        self._cancel_shown = cancel
         if self.final is not None:
             line = self.final
         else:
@@ -102,7 +135,7 @@ class ApplyScreen(Screen[None]):
             line = Content.assemble(
                 (status, style),
                 (f"  · elapsed {self._elapsed():.0f} s", "$text-muted"),
-                ("  · x cancels (rolls back)", "$text-muted"),
+                ("  · x cancels (rolls back)" if cancel else "", "$text-muted"),
             )
         self.query_one("#apply-status", Static).update(line, layout=relayout)
 
@@ -110,9 +143,42 @@ class ApplyScreen(Screen[None]):
         self._pending_lines.append(f"{self._elapsed():6.1f}s  {self.cis_app.paths.show(text)}")
 
     def flush_log(self) -> None:
+        log = self.log_view
         if self._pending_lines:
             lines, self._pending_lines = self._pending_lines, []
-            self.query_one(Log).write_lines(lines)
+            log.write_batch(lines)
+        else:
+            log.keep_following()  # a relayout (a section grew) may have moved the tail away
+
+    # -- following the job -------------------------------------------------------------------
+    def _follow_changed(self, following: bool) -> None:
+        self._show_log_hint()
+        self.refresh_bindings()
+
+    def _show_log_hint(self) -> None:
+        log, hint = self.log_view, self.query_one("#log-hint", Static)
+        if log.following:
+            hint.display = False
+            return
+        plural = "s" if log.unseen != 1 else ""
+        where = f"↓ {log.unseen} new line{plural} below" if log.unseen else "scrolled up"
+        text = f"{where} · End or G follows the log"
+        relayout = not hint.display
+        hint.display = True
+        hint.update(Content.styled(text, "$text-warning"), layout=relayout)
+
+    def _keep_in_view(self, section: FileProgress) -> None:
+        """The section of the file in flight stays in view (after the layout it changed)."""
+        self.active = section
+        if not self._view_pending:
+            self._view_pending = True
+            self.call_after_refresh(self._scroll_to_active)
+
+    def _scroll_to_active(self) -> None:
+        self._view_pending = False
+        if self.active is not None and self.active.is_mounted:
+            files = self.query_one("#apply-files", VerticalScroll)
+            files.scroll_to_widget(self.active, animate=False, immediate=True)
 
     # -- engine events ---------------------------------------------------------------------
     def record(self, event: Event) -> None:
@@ -125,6 +191,8 @@ class ApplyScreen(Screen[None]):
                 self.query_one("#apply-files").mount(section)
         kind = event.kind
         who = event.component or event.file
+        if section is not None and kind in (Kind.STEP, Kind.ROLLBACK, Kind.OUTCOME):
+            self._keep_in_view(section)  # steps, a rollback, an outcome: its layout changes
         if kind is Kind.STEP:
             if section is not None and event.step is not None:
                 section.step(event.step, event.ok)
@@ -137,6 +205,8 @@ class ApplyScreen(Screen[None]):
                 self.write(f"{who}: {step} {state}{detail}")
         elif kind in (Kind.POLL, Kind.HEALTHY, Kind.STABLE):
             if section is not None:
+                if not section.has_class("-gating"):  # the gate's bar appears: a taller section
+                    self._keep_in_view(section)
                 section.gate(event)
             if kind is Kind.POLL:
                 if self._poll_worth_a_line(event):
@@ -147,8 +217,12 @@ class ApplyScreen(Screen[None]):
                 self.write(f"{who}: {event.message}")
         elif kind is Kind.ROLLBACK:
             self._set_status(f"{who}: {event.message}…")
+            self.refresh_bindings()  # x has nothing left to cancel
             if section is not None:
-                section.step(Step.ROLLBACK, None)
+                cancelled = self.cancel_requested or event.message.endswith(
+                    "cancelled by the admin"
+                )
+                section.roll_back(cancelled)
             self.write(f"{who}: {event.message}")
         elif kind in (Kind.OUTCOME, Kind.SKIPPED):
             outcome = event.outcome.value if event.outcome else Outcome.SKIPPED.value
@@ -156,7 +230,8 @@ class ApplyScreen(Screen[None]):
                 if outcome == Outcome.ROLLED_BACK.value:
                     section.step(Step.ROLLBACK, True)
                 section.finish(outcome, self.cis_app.paths.show(event.message))
-            self.write(f"{who}: {outcome.upper()}: {event.message}")
+            reason = outcome_reason(outcome, event.message)
+            self.write(f"{who}: {outcome.replace('-', ' ').upper()}: {reason}")
         else:
             self.write(f"{who + ': ' if who else ''}{event.message}")
 
@@ -170,9 +245,12 @@ class ApplyScreen(Screen[None]):
         self._last_poll[key] = (event.ok, event.time)
         return True
 
-    def cancelling(self) -> None:
-        self._set_status("cancelling: rolling back…")
-        self.write("cancel requested: the engine rolls back or completes, never stops half-way")
+    def cancelling(self, why: str = "cancelling") -> None:
+        """A cancel was asked for (x, or a signal): the job rolls back; x has nothing left."""
+        self.cancel_requested = True
+        self._set_status(f"{why}: rolling back…")
+        self.refresh_bindings()
+        self.write(f"{why}: the engine rolls back or completes, never stops half-way")
 
     def finish(self, result: object) -> None:
         """The job ended: show the overall outcome."""
@@ -203,8 +281,9 @@ class ApplyScreen(Screen[None]):
         outcomes = {f.outcome for f in result.files}
         if Outcome.CRITICAL in outcomes:
             critical = next(f for f in result.files if f.outcome is Outcome.CRITICAL)
+            reason = outcome_reason("critical", critical.message)
             return Content.assemble(
-                outcome_content("CRITICAL"), ": ", self.cis_app.paths.show(critical.message)
+                outcome_content("CRITICAL"), ": ", self.cis_app.paths.show(reason)
             )
         if outcomes == {Outcome.COMMITTED}:
             head = outcome_content("committed")
@@ -244,9 +323,11 @@ class ApplyScreen(Screen[None]):
     # -- keys ------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel":
-            return self.running
+            return self.can_cancel
         if action == "back":
             return not self.running
+        if action == "follow_log":
+            return not self.log_view.following  # shown only while scrolled up
         return True
 
     def action_cancel(self) -> None:
@@ -255,3 +336,6 @@ class ApplyScreen(Screen[None]):
 
     def action_back(self) -> None:
         self.dismiss()
+
+    def action_follow_log(self) -> None:
+        self.log_view.follow()

@@ -17,6 +17,7 @@ from cis_tui.engine.backups import Backup, BackupStore
 from cis_tui.errors import UserError
 from cis_tui.tui.display import NodePaths, short_time
 from cis_tui.tui.screens.confirm import ConfirmScreen
+from cis_tui.tui.screens.help import bindings_of, key_list
 from cis_tui.tui.screens.prompt import NumberPrompt
 from cis_tui.tui.widgets.backup_table import BackupTable
 from cis_tui.tui.widgets.diff_view import DiffView
@@ -26,8 +27,10 @@ if TYPE_CHECKING:
     from cis_tui.tui.app import CisTuiApp
 
 
-def backup_details(backup: Backup, paths: NodePaths) -> Content:
-    """The metadata of a backup, as Content."""
+def backup_details(
+    backup: Backup, paths: NodePaths, hint: str = "d: diff against the current file · r: restore"
+) -> Content:
+    """The metadata of a backup, as Content, and a hint at what the keys do with it."""
     rows = [
         ("id", backup.id),
         ("time", f"{short_time(backup.time)} UTC"),
@@ -43,7 +46,7 @@ def backup_details(backup: Backup, paths: NodePaths) -> Content:
     else:
         rows += [(f"{r.mode:04o}", paths.show(r.path)) for r in backup.attributes]
     lines = [Content.assemble((f"{k:<9}", "$text-muted"), v) for k, v in rows]
-    lines.append(Content.styled("d: diff against the current file · r: restore", "$text-accent"))
+    lines.append(Content.styled(hint, "$text-accent"))
     return Content("\n").join(lines)
 
 
@@ -77,10 +80,18 @@ class BackupsScreen(Screen[None]):
     BINDING_GROUP_TITLE = "Backups"
     AUTO_FOCUS = "#backup-table"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("d", "diff", "Diff", tooltip="Diff the backup against the current file"),
-        Binding("r", "restore", "Restore", tooltip="Put the backup back (health-gated)"),
-        Binding("P", "prune", "Prune", tooltip="Delete all but the newest N finished backups"),
-        Binding("escape", "back", "Back", tooltip="Back to the checks"),
+        Binding("d", "diff", "Diff", tooltip="Diff the backup against the current file", id="diff"),
+        Binding(
+            "r", "restore", "Restore", tooltip="Put the backup back (health-gated)", id="restore"
+        ),
+        Binding(
+            "P",
+            "prune",
+            "Prune",
+            tooltip="Delete all but the newest N finished backups",
+            id="prune",
+        ),
+        Binding("escape", "back", "Back", tooltip="Back to the checks", id="back"),
     ]
 
     def __init__(self) -> None:
@@ -133,7 +144,22 @@ class BackupsScreen(Screen[None]):
         if backup is None:
             info.update(Content.styled("No backups yet: every apply leaves one.", "$text-muted"))
         else:
-            info.update(backup_details(backup, self.cis_app.paths))
+            info.update(backup_details(backup, self.cis_app.paths, self._hint()))
+
+    def _hint(self) -> str:
+        """What the keys do with a backup, naming the keys as bound now (`[keys]`)."""
+        app = self.cis_app
+        hint = f"{self._key('diff')}: diff against the current file"
+        return hint if not app.allows("restore") else f"{hint} · {self._key('restore')}: restore"
+
+    def _key(self, binding_id: str) -> str:
+        binding = next(b for b in bindings_of(self) if b.id == binding_id)
+        return key_list(self.app, binding).split(", ")[0]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("restore", "prune"):  # read-only mode hides them
+            return self.cis_app.allows(action)
+        return True
 
     @on(DataTable.RowHighlighted)
     def _highlighted(self) -> None:
@@ -189,7 +215,7 @@ class BackupsScreen(Screen[None]):
         )
 
     def _restore(self, backup: Backup, yes: bool | None) -> None:
-        if yes:
+        if yes:  # the App refuses it in read-only mode
             self.cis_app.start_restore(backup)
 
     def action_prune(self) -> None:
@@ -203,7 +229,7 @@ class BackupsScreen(Screen[None]):
         self.app.push_screen(prompt, callback=self._prune)
 
     def _prune(self, keep: int | None) -> None:
-        if keep is None:
+        if keep is None or self.cis_app.refuse_in_read_only("Prune"):
             return
         try:
             removed = self.store.prune(keep)

@@ -31,7 +31,13 @@ class SearchInput(Input):
     """The search box; enter hands the keyboard back to the table at once."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "done", "Done", tooltip="Keep the search and go back to the table")
+        Binding(
+            "enter",
+            "done",
+            "Done",
+            tooltip="Keep the search and go back to the table",
+            id="search_done",
+        )
     ]
 
     def action_done(self) -> None:
@@ -48,7 +54,7 @@ class ChecksScreen(Screen[None]):
     BINDING_GROUP_TITLE = "Checks"
     AUTO_FOCUS = "#check-table"
     #: Left out of a narrow footer first (help and the palette still list them).
-    FOOTER_OPTIONAL = ("scored", "component", "clear_search", "failing", "select_all")
+    FOOTER_OPTIONAL = ("export", "scored", "component", "clear_search", "failing", "select_all")
     COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {CheckCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
@@ -56,21 +62,50 @@ class ChecksScreen(Screen[None]):
             "toggle",
             "Select",
             tooltip="Select (or unselect) the highlighted check for a plan, then move down",
+            id="select",
         ),
-        Binding("p", "plan", "Plan", tooltip="Plan the selected checks (enter works too)"),
+        Binding(
+            "p", "plan", "Plan", tooltip="Plan the selected checks (enter works too)", id="plan"
+        ),
         Binding(
             "a",
             "select_all",
             "Select all",
-            tooltip="Select every fixable check the filters show (again: unselect them)",
+            tooltip="Select every fixable scored failure the filters show (again: unselect)",
+            id="select_all",
         ),
-        Binding("f", "failing", "Failing/all", tooltip="Show only failing checks, or all"),
-        Binding("c", "component", "Component", tooltip="Cycle the component filter"),
-        Binding("s", "scored", "Scored", tooltip="Show only scored (Automated) checks, or all"),
-        Binding("slash", "search", "Search", tooltip="Filter by id or title"),
-        Binding("escape", "clear_search", "Clear search", tooltip="Clear the search"),
-        Binding("r", "rescan", "Rescan", tooltip="Read the node again"),
-        Binding("b", "backups", "Backups", tooltip="Review, diff, restore and prune backups"),
+        Binding(
+            "f", "failing", "Failing/all", tooltip="Show only failing checks, or all", id="failing"
+        ),
+        Binding(
+            "c", "component", "Component", tooltip="Cycle the component filter", id="component"
+        ),
+        Binding(
+            "s",
+            "scored",
+            "Scored",
+            tooltip="Show only scored (Automated) checks, or all",
+            id="scored",
+        ),
+        Binding("slash", "search", "Search", tooltip="Filter by id or title", id="search"),
+        Binding(
+            "escape", "clear_search", "Clear search", tooltip="Clear the search", id="clear_search"
+        ),
+        Binding("r", "rescan", "Rescan", tooltip="Read the node again", id="rescan"),
+        Binding(
+            "b",
+            "backups",
+            "Backups",
+            tooltip="Review, diff, restore and prune backups",
+            id="backups",
+        ),
+        Binding(
+            "e",
+            "export",
+            "Export",
+            tooltip="Write this scan to a file, as `cis-tui scan --format json|junit` prints it",
+            id="export",
+        ),
     ]
 
     def __init__(self, first_scan: ScanDone | None = None) -> None:
@@ -186,9 +221,18 @@ class ChecksScreen(Screen[None]):
 
     def action_select_all(self) -> None:
         shown = visible(self.results, self.filters)
-        fixable = [r.id for r in shown if why_not_selectable(r) is None]
+        # Scored failures only: a manual (WARN) check, such as 1.2.1 --anonymous-auth, is a
+        # human's decision and is selected only by name (space).
+        fixable = [
+            r.id
+            for r in shown
+            if r.status is Status.FAIL and r.check.scored and why_not_selectable(r) is None
+        ]
         if not fixable:
-            self.notify("No check the filters show can be fixed automatically.", severity="warning")
+            self.notify(
+                "No scored failing check the filters show can be fixed automatically.",
+                severity="warning",
+            )
             return
         if all(i in self.selected for i in fixable):
             self.selected.difference_update(fixable)
@@ -196,8 +240,10 @@ class ChecksScreen(Screen[None]):
         else:
             self.selected.update(fixable)
             left = len(shown) - len(fixable)
-            message = f"Selected {len(fixable)} fixable check(s)" + (
-                f"; {left} shown need a human or pass already." if left else "."
+            message = f"Selected {len(fixable)} scored failing check(s)" + (
+                f"; {left} shown are manual, pass already or need a human (space selects one)."
+                if left
+                else "."
             )
         for check_id in fixable:
             self.table.refresh_mark(check_id)
@@ -273,3 +319,12 @@ class ChecksScreen(Screen[None]):
 
     def action_backups(self) -> None:
         self.cis_app.open_backups()
+
+    def action_export(self) -> None:
+        if not self.scanned:
+            self.notify("Nothing to export until the node has been scanned.", severity="warning")
+            return
+        from cis_tui.tui.screens.export import ExportScreen  # loaded on first use
+
+        app = self.cis_app
+        self.app.push_screen(ExportScreen(app.current_scan(), app.wall_clock()))

@@ -19,8 +19,8 @@ class ConfirmScreen(ModalScreen[bool]):
     """Asks one question; dismisses with True (y) or False (n, escape)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y", "answer(True)", "Yes", tooltip="Confirm"),
-        Binding("n,escape", "answer(False)", "No", tooltip="Cancel; nothing changes"),
+        Binding("y", "answer(True)", "Yes", tooltip="Confirm", id="yes"),
+        Binding("n,escape", "answer(False)", "No", tooltip="Cancel; nothing changes", id="no"),
     ]
 
     DEFAULT_CSS = """

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import ClassVar
 
 from textual.app import App, ComposeResult
@@ -19,7 +19,8 @@ INTRO = (
     "cis-tui scans this node against the CIS Kubernetes Benchmark and fixes failing checks "
     "safely: every change is previewed as a diff, backed up, written atomically, health-gated "
     "and rolled back when the component does not come back healthy. ctrl+p opens the command "
-    "palette with every action."
+    "palette with every action. The middle column is each action's id: rebind it in the "
+    'config file\'s [keys] table, e.g. plan = "p,enter".'
 )
 
 
@@ -30,9 +31,15 @@ def bindings_of(node: DOMNode | type[DOMNode]) -> list[Binding]:
     return [b if isinstance(b, Binding) else Binding(*b) for b in declared]
 
 
+def keys_of(app: App[object], binding: Binding) -> list[str]:
+    """The keys that run a binding now: the config's `[keys]` for its id, else its own."""
+    keymap: Mapping[str, str] = getattr(app, "keymap", {})
+    chosen = keymap.get(binding.id) if binding.id else None
+    return [k.strip() for k in (chosen or binding.key).split(",")]
+
+
 def key_list(app: App[object], binding: Binding) -> str:
-    keys = [k.strip() for k in binding.key.split(",")]
-    return ", ".join(app.get_key_display(Binding(k, binding.action)) for k in keys)
+    return ", ".join(app.get_key_display(Binding(k, binding.action)) for k in keys_of(app, binding))
 
 
 #: Keys of Textual's own widgets, listed for completeness.
@@ -47,8 +54,10 @@ MOVING = [
 
 
 def help_sections(app: App[object], screen: Screen[object]) -> Iterable[tuple[str, list[Binding]]]:
+    """The screen's keys, the app's and Textual's; without those the screen hides (read-only)."""
     title = getattr(screen, "BINDING_GROUP_TITLE", None) or "This screen"
-    yield title, bindings_of(screen)
+    allows = getattr(app, "allows", lambda binding_id: True)
+    yield title, [b for b in bindings_of(screen) if allows(b.id or "")]
     yield "Everywhere", bindings_of(app)
     yield "Moving around", MOVING
 
@@ -57,7 +66,7 @@ class HelpScreen(ModalScreen[None]):
     """Lists every binding; escape, F1 or ? closes it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,f1,question_mark", "close", "Close", tooltip="Close the help")
+        Binding("escape,f1,question_mark", "close", "Close", tooltip="Close the help", id="close")
     ]
 
     DEFAULT_CSS = """
@@ -71,6 +80,7 @@ class HelpScreen(ModalScreen[None]):
     HelpScreen .help-section { margin: 1 0 0 0; }
     HelpScreen .help-row { height: auto; }
     HelpScreen .help-keys { padding: 0 0 0 2; }
+    HelpScreen .help-id { color: $text-muted; }
     HelpScreen .help-what { width: 1fr; }
     """
 
@@ -84,6 +94,7 @@ class HelpScreen(ModalScreen[None]):
             for title, bindings in help_sections(self.app, self.below)
         ]
         key_width = max(len(keys) for _, rows in sections for keys, _ in rows) + 4  # pad, gap
+        id_width = max(len(b.id or "") for _, rows in sections for _, b in rows) + 2
         with Vertical():
             yield Static("Keys", classes="help-title")
             with VerticalScroll():
@@ -96,6 +107,9 @@ class HelpScreen(ModalScreen[None]):
                             key = Static(Content.styled(keys, "bold"), classes="help-keys")
                             key.styles.width = key_width
                             yield key
+                            ident = Static(Content(binding.id or ""), classes="help-id")
+                            ident.styles.width = id_width
+                            yield ident
                             yield Static(
                                 Content.assemble(
                                     binding.description,

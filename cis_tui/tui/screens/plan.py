@@ -66,23 +66,21 @@ class ScreenPaths:
         self.prefixed = shown.root != Path("/") and layout.root != shown.root
         self._prefix = str(shown.root)
 
+    def _inside(self, path: str) -> bool:
+        path = posixpath.normpath(path)
+        return path == self._prefix or path.startswith(self._prefix + "/")
+
     def typed(self, value: str) -> str:
         """A parameter as typed (a node path) → as the node's files name it."""
-        if not self.prefixed or not value.startswith("/"):
-            return value
-        if value == self._prefix or value.startswith(self._prefix + "/"):
-            return value  # typed as the real path already
+        if not self.prefixed or not value.startswith("/") or self._inside(value):
+            return value  # not a path, or typed as the real path already
         return self._prefix + posixpath.normpath(value)
 
     def outside(self, raw_line: str) -> list[str]:
         """Absolute paths in a line of a file that point outside the sandbox (the host's own)."""
         if not self.prefixed:
             return []
-        return [
-            p
-            for p in _PATH.findall(raw_line)
-            if not posixpath.normpath(p).startswith(self._prefix + "/") and p != "/dev/null"
-        ]
+        return [p for p in _PATH.findall(raw_line) if not self._inside(p) and p != "/dev/null"]
 
 
 def file_section(file: FilePlan, paths: ScreenPaths, index: int, total: int) -> PagerSection:
@@ -95,15 +93,13 @@ def file_section(file: FilePlan, paths: ScreenPaths, index: int, total: int) -> 
         for n, raw_line in enumerate(raw_lines):
             if raw_line[:1] in "+-" and not raw_line.startswith(("+++", "---")):
                 lines[n] = _mark_outside(lines[n], paths.outside(raw_line))
-    label = paths.shown.path(file.path)
     return PagerSection(
-        key=str(file.path) if file.path is not None else label,
+        key=str(file.path) if file.path is not None else "attributes",
         title=title,
         summary=(fixes,),
         notes=tuple(notes),
         diff=tuple(lines),
         indent=6,
-        label=label,
     )
 
 
@@ -125,7 +121,6 @@ def skipped_section(skipped: Sequence[Skipped], paths: NodePaths) -> PagerSectio
         title=Content.assemble(("Not planned", "bold $text-warning"), f" ({len(lines)})"),
         notes=tuple(lines),
         indent=2,
-        label="not planned",
     )
 
 
@@ -143,9 +138,17 @@ class PlanScreen(Screen[None]):
     BINDING_GROUP_TITLE = "Plan"
     AUTO_FOCUS = "#plan-pager"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("a", "apply", "Apply", tooltip="Apply this plan (asks first)"),
-        Binding("escape", "back", "Back", tooltip="Back to the checks (or leave a parameter)"),
-        Binding("e", "edit", "Parameters", tooltip="Edit the first parameter (tab: the next)"),
+        Binding("a", "apply", "Apply", tooltip="Apply this plan (asks first)", id="apply"),
+        Binding(
+            "escape", "back", "Back", tooltip="Back to the checks (or leave a parameter)", id="back"
+        ),
+        Binding(
+            "e",
+            "edit",
+            "Parameters",
+            tooltip="Edit the first parameter (tab: the next)",
+            id="edit_parameters",
+        ),
         *PAGER_BINDINGS,
     ]
     #: What a narrow footer leaves out first (help and the command palette list every key).
@@ -238,6 +241,7 @@ class PlanScreen(Screen[None]):
             self.query_one("#plan-summary", Static).update(
                 Content.styled(f"cannot plan: {self.plan_error}", "bold $text-error")
             )
+            self._mount_later_fields()  # a parameter may be what to change
 
     def _show(self, plan: Plan | None) -> None:
         if plan is None:
@@ -273,8 +277,12 @@ class PlanScreen(Screen[None]):
         )
 
     @on(DiffPager.Painted)
+    def _plan_painted(self) -> None:
+        if self.plan is not None:
+            self._mount_later_fields()
+
     def _mount_later_fields(self) -> None:
-        if self._later_fields and self.plan is not None:
+        if self._later_fields:
             later, self._later_fields = self._later_fields, []
             self.query_one("#plan-params").mount_all(later)
 
@@ -312,6 +320,9 @@ class PlanScreen(Screen[None]):
             self.set_focus(fields.first().input)
         else:
             self.notify("These checks take no parameters.", title="Parameters")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return self.cis_app.allows("apply") if action == "apply" else True  # read-only mode
 
     def action_apply(self) -> None:
         if self.errors:

@@ -17,7 +17,7 @@ class NumberPrompt(ModalScreen[int | None]):
     """Dismisses with the number entered (enter), or None (escape)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel", tooltip="Close; nothing changes")
+        Binding("escape", "cancel", "Cancel", tooltip="Close; nothing changes", id="close")
     ]
 
     DEFAULT_CSS = """

@@ -18,8 +18,10 @@ from cis_tui.engine.journal import OpenTransaction
 from cis_tui.tui.display import NodePaths
 
 
-def recovery_text(pending: Sequence[OpenTransaction], paths: NodePaths) -> Content:
-    """What is unfinished, and what each choice does."""
+def recovery_text(
+    pending: Sequence[OpenTransaction], paths: NodePaths, *, read_only: bool = False
+) -> Content:
+    """What is unfinished, and what each choice does (read-only: what to run instead)."""
     lines = [
         Content(
             "A previous cis-tui run stopped in the middle of a change (a crash, kill -9 or a "
@@ -37,6 +39,16 @@ def recovery_text(pending: Sequence[OpenTransaction], paths: NodePaths) -> Conte
                 f"backup {tx.backup_id})",
             )
         )
+    if read_only:
+        lines += [
+            Content(""),
+            Content.assemble(
+                ("Read-only mode: ", "bold"),
+                "nothing is recovered from here, and nothing has been changed. To restore the "
+                "pre-change state, run `cis-tui recover` (or the wizard without --read-only).",
+            ),
+        ]
+        return Content("\n").join(lines)
     lines += [
         Content(""),
         Content.assemble(
@@ -54,8 +66,16 @@ class RecoveryScreen(ModalScreen[bool]):
     """Dismisses with True to recover now, False for later."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("r", "answer(True)", "Recover", tooltip="Restore the pre-change state now"),
-        Binding("l,escape", "answer(False)", "Later", tooltip="Leave it; recover later"),
+        Binding(
+            "r",
+            "answer(True)",
+            "Recover",
+            tooltip="Restore the pre-change state now",
+            id="recover",
+        ),
+        Binding(
+            "l,escape", "answer(False)", "Later", tooltip="Leave it; recover later", id="later"
+        ),
     ]
 
     DEFAULT_CSS = """
@@ -69,10 +89,14 @@ class RecoveryScreen(ModalScreen[bool]):
     RecoveryScreen Button { margin: 0 0 0 2; }
     """
 
-    def __init__(self, pending: Sequence[OpenTransaction], paths: NodePaths) -> None:
+    def __init__(
+        self, pending: Sequence[OpenTransaction], paths: NodePaths, *, read_only: bool = False
+    ) -> None:
         super().__init__()
         self.pending = tuple(pending)
         self.paths = paths
+        #: Only inform: no recover key or button (the App refuses a recovery too).
+        self.read_only = read_only
 
     def compose(self) -> ComposeResult:
         count = len(self.pending)
@@ -81,13 +105,17 @@ class RecoveryScreen(ModalScreen[bool]):
                 f"{count} unfinished transaction{'s' if count != 1 else ''}",
                 classes="recovery-title",
             )
-            yield Static(recovery_text(self.pending, self.paths))
+            yield Static(recovery_text(self.pending, self.paths, read_only=self.read_only))
             with Horizontal():
                 yield Button("Later (l)", id="later", compact=True)
-                yield Button("Recover (r)", id="recover", variant="error", compact=True)
+                if not self.read_only:
+                    yield Button("Recover (r)", id="recover", variant="error", compact=True)
 
     def on_mount(self) -> None:
-        self.set_focus(self.query_one("#recover", Button))
+        self.set_focus(self.query_one("#later" if self.read_only else "#recover", Button))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (self.read_only and action == "answer" and parameters == (True,))
 
     def action_answer(self, answer: bool) -> None:
         self.dismiss(answer)

@@ -35,8 +35,8 @@ class CheckTable(DataTable[Content | Text]):
     CheckTable { height: 1fr; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("home,g", "scroll_top", "First row", show=False),
-        Binding("end,G", "scroll_bottom", "Last row", show=False),
+        Binding("home,g", "scroll_top", "First row", show=False, id="top"),
+        Binding("end,G", "scroll_bottom", "Last row", show=False, id="bottom"),
     ]
 
     def __init__(self, *, id: str | None = None) -> None:

@@ -3,7 +3,8 @@
 Only the rows in view are rendered, so a plan of any size is one widget and paints at once.
 Sections fold; moves go by line, page, hunk and section. The pager has no keys of its own: a
 screen lists `PAGER_BINDINGS` and routes `pager(<move>)` to `DiffPager.move`, so the keys show in
-that screen's footer, help and command palette, and still work while a parameter is edited.
+that screen's footer, help and command palette, and the arrows and page keys keep paging while
+an input has the focus (it takes the letters).
 """
 
 from __future__ import annotations
@@ -39,8 +40,6 @@ class PagerSection:
     #: A unified diff, one Content per line; long lines fold at the edge.
     diff: tuple[Content, ...] = ()
     indent: int = 0
-    #: Short name in the pager's title line (where the reader is).
-    label: str = ""
 
 
 class RowKind(Enum):
@@ -56,89 +55,47 @@ class Row(NamedTuple):
     content: Content
 
 
+#: Each move: its keys, its name in the footer and help, and what it does.
+_MOVES: tuple[tuple[str, str, str, str], ...] = (
+    ("right_square_bracket", "next_file", "Next file", "Jump to the next file, then not planned"),
+    ("left_square_bracket", "previous_file", "Previous file", "Start of this file, then previous"),
+    ("n", "next_hunk", "Next hunk", "Jump to the next @@ hunk of the diff"),
+    ("N", "previous_hunk", "Previous hunk", "Jump to the previous @@ hunk of the diff"),
+    ("z", "fold", "Fold file", "Fold or unfold the file on top (or click its title)"),
+    ("Z", "fold_all", "Fold all", "Fold every file, or unfold them all when all are folded"),
+    ("j,down", "line_down", "Scroll down", "Scroll one line down (the mouse wheel too)"),
+    ("k,up", "line_up", "Scroll up", "Scroll one line up"),
+    ("space,pagedown", "page_down", "Page down", "Scroll one page down"),
+    ("b,pageup", "page_up", "Page up", "Scroll one page up"),
+    ("g,home", "top", "Top", "Go to the start"),
+    ("G,end", "bottom", "End", "Go to the end (the not-planned list)"),
+)  # fmt: skip
+
+MOVES = frozenset(move for _keys, move, _what, _why in _MOVES)
+
 #: The pager's keys, for a screen's BINDINGS: each runs the screen's `action_pager(move)`.
+#: A move's name is its binding id (cis_tui.keymap), so `[keys]` in the config can rebind it.
 PAGER_BINDINGS: list[BindingType] = [
-    Binding(
-        "right_square_bracket",
-        "pager('next_file')",
-        "Next file",
-        tooltip="Jump to the next file of the plan (or the not-planned list)",
-    ),
-    Binding(
-        "left_square_bracket",
-        "pager('previous_file')",
-        "Previous file",
-        tooltip="Jump to the start of this file, then the one before",
-    ),
-    Binding("n", "pager('next_hunk')", "Next hunk", tooltip="Jump to the next @@ hunk of the diff"),
-    Binding(
-        "N",
-        "pager('previous_hunk')",
-        "Previous hunk",
-        tooltip="Jump to the previous @@ hunk of the diff",
-    ),
-    Binding(
-        "z",
-        "pager('toggle_fold')",
-        "Fold file",
-        tooltip="Fold or unfold the file at the top of the pager (a click on its title too)",
-    ),
-    Binding(
-        "Z",
-        "pager('toggle_all')",
-        "Fold all",
-        tooltip="Fold every file, or unfold them all when all are folded",
-    ),
-    Binding(
-        "j,down",
-        "pager('line_down')",
-        "Scroll down",
-        tooltip="Scroll the plan one line down (the mouse wheel too)",
-    ),
-    Binding("k,up", "pager('line_up')", "Scroll up", tooltip="Scroll the plan one line up"),
-    Binding(
-        "space,pagedown", "pager('page_down')", "Page down", tooltip="Scroll the plan one page down"
-    ),
-    Binding("b,pageup", "pager('page_up')", "Page up", tooltip="Scroll the plan one page up"),
-    Binding("g,home", "pager('top')", "Top", tooltip="Go to the start of the plan"),
-    Binding(
-        "G,end",
-        "pager('bottom')",
-        "End",
-        tooltip="Go to the end of the plan (the not-planned list)",
-    ),
+    Binding(keys, f"pager('{move}')", what, tooltip=why, id=move)
+    for keys, move, what, why in _MOVES
 ]
 
-#: Pager actions a narrow footer may leave out first (help and the command palette list them).
-PAGER_FOOTER_OPTIONAL: tuple[str, ...] = (
-    "pager('line_down')",
-    "pager('line_up')",
-    "pager('page_down')",
-    "pager('page_up')",
-    "pager('top')",
-    "pager('bottom')",
-    "pager('toggle_all')",
-    "pager('previous_hunk')",
-    "pager('previous_file')",
-    "pager('next_hunk')",
-    "pager('toggle_fold')",
-)
-
-MOVES = frozenset(
-    {
-        "next_file",
-        "previous_file",
-        "next_hunk",
-        "previous_hunk",
-        "toggle_fold",
-        "toggle_all",
+#: What a narrow footer leaves out first (help and the command palette list every key).
+PAGER_FOOTER_OPTIONAL: tuple[str, ...] = tuple(
+    f"pager('{move}')"
+    for move in (
         "line_down",
         "line_up",
         "page_down",
         "page_up",
         "top",
         "bottom",
-    }
+        "fold_all",
+        "previous_hunk",
+        "previous_file",
+        "next_hunk",
+        "fold",
+    )
 )
 
 _CONTINUED = Content.styled("↪", "$text-muted")
@@ -162,7 +119,8 @@ def wrap_line(line: Content, width: int, *, indent: int = 0, words: bool = True)
             pieces.append((start, end))
             start = end
         room = width - prefix.cell_length
-    pieces.append((start, len(text)))
+    if text[start:].strip() or not words:
+        pieces.append((start, len(text)))
     rows = [line[a:b] for a, b in pieces]
     return [rows[0], *(prefix + row for row in rows[1:])]
 
@@ -324,13 +282,13 @@ class DiffPager(ScrollView, can_focus=True, inherit_bindings=False):
         else:
             self.app.bell()
 
-    def _move_toggle_fold(self) -> None:
+    def _move_fold(self) -> None:
         index = self.current_section()
         if index >= 0:
             key = self._sections[index].key
             self.set_folded(key, key not in self._folded)
 
-    def _move_toggle_all(self) -> None:
+    def _move_fold_all(self) -> None:
         keys = {s.key for s in self._sections}
         anchor = self._anchor()
         self._folded = set() if keys <= self._folded else keys
@@ -411,10 +369,11 @@ class DiffPager(ScrollView, can_focus=True, inherit_bindings=False):
                 parts = wrap_line(line, width, words=False)
                 rows.append(Row(index, kind, parts[0]))
                 rows.extend(Row(index, RowKind.TEXT, r) for r in parts[1:])
-        if not self._sections:
+        if self._sections:
+            end = Content.styled("(end)", "$text-muted")
+            rows.append(Row(len(self._sections) - 1, RowKind.END, end))
+        else:
             rows.append(Row(-1, RowKind.TEXT, self._empty))
-        end = Content.styled("(end)", "$text-muted")
-        rows.append(Row(len(self._sections) - 1, RowKind.END, end))
         self._rows, self._starts, self._hunks = rows, starts, hunks
 
     def _update_title(self) -> None:
@@ -423,10 +382,7 @@ class DiffPager(ScrollView, can_focus=True, inherit_bindings=False):
             self.border_title = None
             return
         section = self._sections[index]
-        parts: list[Content | str | tuple[str, str]] = [
-            (f"{index + 1}/{len(self._sections)} ", "$text-muted"),
-            Content(section.label or section.key),
-        ]
+        parts: list[Content | str | tuple[str, str]] = [section.title]  # the sticky title
         start = self._starts[index]
         end = self._starts[index + 1] if index + 1 < len(self._starts) else len(self._rows)
         own = [h for h in self._hunks if start <= h < end]
@@ -437,8 +393,10 @@ class DiffPager(ScrollView, can_focus=True, inherit_bindings=False):
             parts.append((" · folded", "$text-warning"))
         shown_end = min(len(self._rows), self.top + self.page_height)
         percent = 100 if shown_end >= len(self._rows) else 100 * shown_end // len(self._rows)
-        parts.append((f" · {percent}%", "$text-muted"))
-        self.border_title = Content.assemble(" ", *parts, " ")
+        title = Content.assemble(" ", *parts, (f" · {percent}%", "$text-muted"), " ")
+        if title.cell_length > self.size.width - 4:  # a long path: the position gives way
+            title = Content.assemble(" ", *parts, " ")
+        self.border_title = title
 
     # -- Textual hooks ---------------------------------------------------------------------
     def on_resize(self, event: events.Resize) -> None:

@@ -10,7 +10,7 @@ from textual.content import Content
 from textual.widgets import ProgressBar, Static
 
 from cis_tui.engine.events import Event, Step
-from cis_tui.tui.display import outcome_content, short_component
+from cis_tui.tui.display import OUTCOME_STYLE, short_component
 
 LABELS = {
     Step.SNAPSHOT: "snapshot",
@@ -31,7 +31,23 @@ STATES = {
     "running": ("…", "bold $text-accent"),
     "ok": ("✓", "$text-success"),
     "failed": ("✗", "bold $text-error"),
+    "cancelled": ("✗", "bold $text-warning"),  # and the word, so it reads apart from failed
 }
+
+
+def outcome_reason(outcome: str, message: str) -> str:
+    """The engine's message without the outcome it repeats (`rolled back: why` -> `why`)."""
+    words = outcome.replace("-", " ")
+    if message[: len(words) + 1].lower() == words + ":":
+        return message[len(words) + 1 :].lstrip()
+    return message
+
+
+def outcome_line(outcome: str, message: str) -> Content:
+    """`rolled back: why`: the outcome said once, in words, then the reason."""
+    reason = outcome_reason(outcome, message)
+    head = Content.styled(outcome.replace("-", " "), OUTCOME_STYLE.get(outcome, ""))
+    return Content.assemble(head, ": ", reason) if reason else head
 
 
 def planned_steps(component: str, gate: bool) -> list[Step]:
@@ -67,6 +83,10 @@ class FileProgress(Vertical):
         self.outcome: str | None = None
         self.outcome_message = ""
         self.gate_event: Event | None = None
+        #: Rolling back: later restart and health events are the rollback's own gate, which
+        #: must not turn the change's failed or cancelled steps into ✓.
+        self.rolling_back = False
+        self._rollback_gate = False
         self._shown_steps: Content | None = None
 
     def compose(self) -> ComposeResult:
@@ -86,13 +106,23 @@ class FileProgress(Vertical):
         parts: list[Content] = []
         for step, state in self.states.items():
             glyph, style = STATES[state]
-            parts.append(Content.styled(f"{glyph} {LABELS[step]}", style))
+            label = f"{LABELS[step]} (cancelled)" if state == "cancelled" else LABELS[step]
+            parts.append(Content.styled(f"{glyph} {label}", style))
         return Content(" ").join(parts)
 
     def step(self, step: Step, ok: bool | None) -> None:
-        if step not in LABELS:
+        if step not in LABELS or (self.rolling_back and step is not Step.ROLLBACK):
             return
         self.states[step] = {None: "running", True: "ok", False: "failed"}[ok]
+        self._sync()
+
+    def roll_back(self, cancelled: bool) -> None:
+        """The rollback began: the step in flight was cancelled (or failed)."""
+        for step, state in self.states.items():
+            if state == "running":
+                self.states[step] = "cancelled" if cancelled else "failed"
+        self.states[Step.ROLLBACK] = "running"
+        self.rolling_back = True
         self._sync()
 
     def gate(self, event: Event) -> None:
@@ -100,6 +130,7 @@ class FileProgress(Vertical):
         if event.elapsed is None or event.timeout is None:
             return
         self.gate_event = event
+        self._rollback_gate = self.rolling_back
         self._sync()
 
     def finish(self, outcome: str, message: str) -> None:
@@ -126,11 +157,14 @@ class FileProgress(Vertical):
             self.add_class("-gating")
             self.query_one(ProgressBar).update(total=event.timeout, progress=event.elapsed)
             # one line of fixed height: no relayout of the screen for every probe
-            self.query_one(".gate-info", Static).update(Content(_gate_info(event)), layout=False)
+            info = _gate_info(event)
+            if self._rollback_gate:  # the old configuration's gate, not the change's
+                info = f"rollback: {info}"
+            self.query_one(".gate-info", Static).update(Content(info), layout=False)
         if self.outcome is not None:
             self.add_class("-done")
             self.query_one(".file-outcome", Static).update(
-                Content.assemble(outcome_content(self.outcome), ": ", self.outcome_message)
+                outcome_line(self.outcome, self.outcome_message)
             )
 
 
