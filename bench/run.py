@@ -4,7 +4,7 @@
 
 Runs on sandbox nodes, prints a table, and ends with one line of JSON:
 scan_speedup, batch_speedup, gate_detect_ms_p50, tui_start_ratio, tui_key_latency_ms_p95,
-peak_rss_mb (DESIGN section 10).
+tui_plan_ms, peak_rss_mb (DESIGN section 10).
 
 The health gate's stability window is what a real apply waits after each restart (the API
 server's liveness probe: 20 s on kubeadm). The full run measures the batch with it; `--quick`
@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.baseline import per_check_subprocess_scan  # noqa: E402
+from bench.tui_plan import bench_tui_plan  # noqa: E402
 from cis_tui.audit.evaluate import evaluate  # noqa: E402
 from cis_tui.audit.node import read_manifest, take_snapshot  # noqa: E402
 from cis_tui.benchmarks.catalog import load_catalog  # noqa: E402
@@ -241,6 +242,16 @@ def main() -> int:
     key_help = tui["help_key_latency_ms_p95"]
     rows.append(("key latency p95, F1 opens help, during a gate", f"{key_help:.1f} ms", ""))
     rows.append(("peak_rss_mb (TUI session)", f"{tui['peak_rss_mb']:.0f} MB", "<= 100"))
+
+    plan = bench_tui_plan(7 if quick else 15)
+    figures["tui_plan_ms"] = plan["tui_plan_ms"]
+    rows.append(
+        ("tui_plan_ms (40 checks, key to plan painted)", f"{plan['tui_plan_ms']:.0f} ms", "<= 300")
+    )
+    rows.append(
+        ("  of which planning (build_plan, cold)", f"{plan['tui_plan_build_ms']:.0f} ms", "")
+    )
+    rows.append(("tui plan: End to the last file painted", f"{plan['tui_plan_end_ms']:.0f} ms", ""))
 
     width = max(len(r[0]) for r in rows)
     print(

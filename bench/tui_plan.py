@@ -40,6 +40,7 @@ def measure(config: Path, rounds: int, checks: int = CHECKS) -> dict[str, float]
 
     from cis_tui.benchmarks.catalog import load_catalog
     from cis_tui.layout import load_settings
+    from cis_tui.remediate.edits import _parse_pod
     from cis_tui.tui.app import CisTuiApp, scan_node
     from cis_tui.tui.filters import why_not_selectable
     from cis_tui.tui.screens.checks import ChecksScreen
@@ -110,6 +111,7 @@ def measure(config: Path, rounds: int, checks: int = CHECKS) -> dict[str, float]
                 assert isinstance(checks_screen, ChecksScreen)
                 checks_screen.selected = set(ids)
                 checks_screen.show_results(checks_screen.results, checks_screen.live)
+                _parse_pod.cache_clear()  # every round plans from cold, like a first plan
                 await pilot.pause()
                 total, build = await key_to_paint("p", plan_shown)
                 end, _ = await key_to_paint("end", end_shown)

@@ -111,7 +111,7 @@ def is_key(key: str) -> bool:
 def key_problem(binding_id: object, value: object) -> str | None:
     """Why a `[keys]` entry is wrong, or None; keys are a string (`"p,enter"`) or a list."""
     if binding_id not in BINDING_IDS:
-        return f"unknown binding id {binding_id!r} in [keys] (help, F1, names each key's id)"
+        return f"unknown binding id {binding_id!r} in [keys] (F1 in the wizard shows each key's id)"
     if isinstance(value, str):
         keys = value.split(",")
     elif isinstance(value, list) and all(isinstance(k, str) for k in value):

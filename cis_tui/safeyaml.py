@@ -123,6 +123,15 @@ def load(text: str, max_bytes: int = MAX_BYTES) -> Any:
     return YAML(typ="safe", pure=False).load(text)
 
 
+def construct(node: Node) -> Any:
+    """The plain Python data of a node tree from `compose` (no second parse of the text)."""
+    from ruamel.yaml import YAML
+
+    constructor = YAML(typ="safe", pure=False).constructor
+    data = constructor.construct_document(node)
+    return data
+
+
 def compose(text: str) -> Node | None:
     """The node tree of the single document of `text` (None when empty), with positions."""
     check_limits(text)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import posixpath
 import re
 from collections import Counter
@@ -655,7 +656,10 @@ class PodManifest(_Editor):
         self.notes.extend(notes)
 
 
+@functools.lru_cache(maxsize=32)
 def _parse_pod(text: str, component: str) -> _Pod:
+    """The parsed pod of a manifest text. Cached: a plan parses each intermediate text once
+    (a check's result is the next check's start); a `_Pod` is never modified, only replaced."""
     yt.check_line_breaks(text)
     root = yt.compose(text)
     if root is None:
@@ -700,7 +704,10 @@ def _parse_pod(text: str, component: str) -> _Pod:
         slots += [("args", i) for i in range(len(seqs["args"].value))]
     argv = [seqs[key].value[i].value for key, i in slots]
     parsed = parse_args(component, argv)
-    return _Pod(root, spec, container, seqs, tuple(slots), parsed, yt.load(text))
+    # Built from the tree already composed (one parse, not two), unless a merge key is there:
+    # constructing one rewrites the tree whose positions the edits use.
+    data = yt.load(text) if "<<" in text else yt.construct(root)
+    return _Pod(root, spec, container, seqs, tuple(slots), parsed, data)
 
 
 def _stray_value(pod: _Pod, occ: Occurrence) -> int | None:

@@ -69,6 +69,14 @@ def compose(text: str) -> Node | None:
         raise EditError(f"malformed YAML: {_first_line(exc)}") from None
 
 
+def construct(node: Node) -> Any:
+    """The plain Python data of a tree from `compose`, without parsing the text again."""
+    try:
+        return safeyaml.construct(node)
+    except YAMLError as exc:
+        raise EditError(f"malformed YAML: {_first_line(exc)}") from None
+
+
 def load(text: str) -> Any:
     """The plain Python data of a single-document YAML text, within safeyaml's bounds."""
     try:

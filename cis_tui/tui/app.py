@@ -45,7 +45,7 @@ from cis_tui.tui.engine_runner import (
 )
 from cis_tui.tui.messages import EngineDone, EngineEvent, EngineFailed, ScanDone, ScanFailed
 from cis_tui.tui.screens.checks import ChecksScreen
-from cis_tui.tui.screens.help import HelpScreen, bindings_of, key_list, keys_of
+from cis_tui.tui.screens.help import HelpScreen, bindings_of, key_clashes, key_list, keys_of
 from cis_tui.tui.textual_fixes import stop_style_cache_leak
 
 if TYPE_CHECKING:
@@ -142,6 +142,8 @@ class CisTuiApp(App[int]):
         self._heap_frozen = False
         #: The terminal is gone: frames are dropped, and the app exits once no change is in flight.
         self.terminal_lost = False
+        #: Screens whose keys were checked for `[keys]` clashes.
+        self._clashes_checked: set[type[Screen[object]]] = set()
 
     def get_driver_class(self) -> type[Driver]:
         """Textual's driver, made to survive a lost terminal on Linux (see terminal_loss)."""
@@ -174,6 +176,8 @@ class CisTuiApp(App[int]):
             for sig in (signal.SIGTERM, signal.SIGHUP):
                 self._saved_handlers[sig] = signal.getsignal(sig)
                 loop.add_signal_handler(sig, self._on_signal, sig)
+        self.screen_change_signal.subscribe(self, self._report_key_clashes)
+        self._report_key_clashes(self.screen)
         if self._scan_at_mount:
             self.rescan()
         self._offer_recovery()
@@ -337,8 +341,7 @@ class CisTuiApp(App[int]):
         if not self.read_only:
             return False
         self.notify(
-            f"{what}: not in read-only mode (cis-tui was started with --read-only); "
-            "nothing on the node is changed.",
+            f"{what} is off in read-only mode (--read-only): nothing on the node changes.",
             title="Read-only mode",
             severity="warning",
             markup=False,
@@ -358,6 +361,14 @@ class CisTuiApp(App[int]):
             if not self.allows(binding.id or "") and event.key in keys_of(self, binding):
                 self.refuse_in_read_only(binding.description)
                 return
+
+    def _report_key_clashes(self, screen: Screen[object]) -> None:
+        """`[keys]` gave one key to two actions of this screen: say so, once per screen."""
+        if not self.keymap or type(screen) in self._clashes_checked:
+            return
+        self._clashes_checked.add(type(screen))
+        for clash in key_clashes(self, (screen, self)):
+            self.notify(clash, title="Key clash", severity="warning", markup=False, timeout=10)
 
     def _start(self, screen: ApplyScreen, checks: Sequence[str]) -> None:
         if self.refuse_in_read_only("This change"):  # the engine never starts

@@ -269,6 +269,7 @@ def test_a_changed_line_that_points_at_the_host_says_so(tmp_path):
         f"spec:\n- --client-ca-file={sandbox}/etc/kubernetes/pki/ca.crt\n"
         "- --kubelet-certificate-authority=/etc/kubernetes/pki/ca.crt\n"
         "- --etcd-servers=https://127.0.0.1:2379/x\n"
+        "- --enable-admission-plugins=[NodeRestriction]\n"
     )
     file = FilePlan("manifest", "kube-apiserver", manifest, old, new, ("1.2.5",))
     section = file_section(file, paths, 1, 1)
@@ -279,6 +280,7 @@ def test_a_changed_line_that_points_at_the_host_says_so(tmp_path):
         "  ⚠ outside the sandbox: this host's own file"
     ) in lines
     assert "+- --etcd-servers=https://127.0.0.1:2379/x" in lines  # a URL is not a file
+    assert "+- --enable-admission-plugins=[NodeRestriction]" in lines  # text, never markup
     assert " - --client-ca-file=/etc/kubernetes/pki/ca.crt" in lines  # inside: node path
     # on a live node or a --root tree nothing is marked: files name node paths there
     live = ScreenPaths(NodePaths(Path("/")), Layout())

@@ -38,6 +38,27 @@ def keys_of(app: App[object], binding: Binding) -> list[str]:
     return [k.strip() for k in (chosen or binding.key).split(",")]
 
 
+def key_clashes(app: App[object], owners: Iterable[DOMNode]) -> list[str]:
+    """Keys that `[keys]` gives to two actions of the same owners (a screen and the app);
+    keys the defaults already share (escape: cancel or back, by state) are no clash."""
+    holders: dict[str, list[str]] = {}
+    by_default: dict[str, set[str]] = {}  # keys shared on purpose (escape: cancel or back)
+    for owner in owners:
+        for binding in bindings_of(owner):
+            name = binding.id or binding.action
+            for key in keys_of(app, binding):
+                holders.setdefault(key, []).append(name)
+            for key in binding.key.split(","):
+                by_default.setdefault(key.strip(), set()).add(name)
+    clashes = []
+    for key, names in holders.items():
+        ids = list(dict.fromkeys(names))
+        if len(ids) > 1 and not set(ids) <= by_default.get(key, set()):
+            shown = app.get_key_display(Binding(key, ""))
+            clashes.append(f"[keys]: {shown} runs both {' and '.join(ids)}; give one another key.")
+    return clashes
+
+
 def key_list(app: App[object], binding: Binding) -> str:
     return ", ".join(app.get_key_display(Binding(k, binding.action)) for k in keys_of(app, binding))
 
