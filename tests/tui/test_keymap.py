@@ -178,3 +178,16 @@ async def test_a_key_taken_from_another_binding_is_reported_once(make_app, tree,
         assert isinstance(app.screen, ChecksScreen)  # p selects now; it no longer plans
         clashes = [n.message for n in app._notifications if n.title == "Key clash"]
         assert clashes == ["[keys]: p runs both plan and select_all; give one another key."]
+
+
+async def test_a_clash_on_a_screen_opened_later_is_reported_when_it_opens(make_app, tree, tmp_path):
+    config = write_config(tmp_path, 'apply = "e"')
+    app = make_app(load_settings(config=config, root=tree))
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(pilot)
+        assert not [n for n in app._notifications if n.title == "Key clash"]
+        await pilot.press("p")
+        await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen), what="the plan")
+        await pilot.pause()
+        clashes = [n.message for n in app._notifications if n.title == "Key clash"]
+        assert clashes == ["[keys]: e runs both apply and edit_parameters; give one another key."]

@@ -4,6 +4,8 @@ prune or recover; their keys are hidden, the palette does not offer them, an att
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from cis_tui.cli import build_parser
@@ -21,7 +23,7 @@ READ_ONLY = "read-only mode"
 
 
 @pytest.fixture(autouse=True)
-def started(monkeypatch) -> list[object]:
+def started(monkeypatch) -> Iterator[list[object]]:
     """Every engine job the wizard starts (the test asserts there is none)."""
     jobs: list[object] = []
     monkeypatch.setattr(
@@ -79,8 +81,7 @@ async def test_plan_shows_the_diff_but_apply_is_hidden_and_refused(make_app):
         await settle(pilot)
         assert "read-only" in app.sub_title
         assert "read-only" in screen_text(app).splitlines()[0]
-        await press_into(pilot, "/", "ChecksScreen")
-        await pilot.press(*"1.4.1", "enter", "p")
+        await pilot.press("slash", *"1.4.1", "enter", "p")
         await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen), what="the plan")
         await settle(pilot)
         assert "+    - --profiling=false" in screen_text(app)
