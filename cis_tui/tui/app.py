@@ -156,6 +156,11 @@ class CisTuiApp(App[int]):
             return HangupSafeDriver
         return chosen
 
+    def key_hint(self, binding_id: str, default: str) -> str:
+        """The key shown in a hint for an action: the admin's `[keys]` map wins."""
+        key = self.settings.keys.get(binding_id, default).split(",")[0].strip()
+        return self.get_key_display(Binding(key, ""))
+
     def on_terminal_lost(self) -> None:
         """The terminal went away (a dropped SSH session): nobody can see or answer anything
         any more. Finish or roll back the change in flight, headless, then exit."""
@@ -318,7 +323,8 @@ class CisTuiApp(App[int]):
                     "Each file is backed up and written atomically, then the health gate waits "
                     f"for the restarted component to answer healthy ({timeouts or 'no restart'}). "
                     "A file whose component does not come back healthy, or whose checks still "
-                    "fail, is rolled back. x cancels safely during the gate."
+                    f"fail, is rolled back. {self.key_hint('cancel', 'x')} cancels safely "
+                    "during the gate."
                 )
             )
         else:
@@ -445,7 +451,10 @@ class CisTuiApp(App[int]):
     def _refuse_quit(self) -> None:
         """Say why quitting waits, naming the key that works now."""
         if self.job_cancellable:
-            why = "A change is in flight: x cancels it (it rolls back); quit once it has finished."
+            why = (
+                f"A change is in flight: {self.key_hint('cancel', 'x')} cancels it (it rolls "
+                "back); quit once it has finished."
+            )
         elif self._job_kind == "recover":
             why = "A recovery is in flight: quit once it has finished."
         else:

@@ -191,3 +191,15 @@ async def test_a_clash_on_a_screen_opened_later_is_reported_when_it_opens(make_a
         await pilot.pause()
         clashes = [n.message for n in app._notifications if n.title == "Key clash"]
         assert clashes == ["[keys]: e runs both apply and edit_parameters; give one another key."]
+
+
+async def test_on_screen_hints_name_the_remapped_keys(make_app, tree, tmp_path):
+    config = write_config(tmp_path, 'apply = "ctrl+y"\ncancel = "ctrl+x"')
+    app = make_app(load_settings(config=config, root=tree))
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(pilot)
+        app.open_plan(["1.2.15"])
+        await wait_until(pilot, lambda: "applies" in screen_text(app), what="the plan summary")
+        text = screen_text(app)
+        assert "^y applies" in text and "; a applies" not in text
+        assert app.key_hint("cancel", "x") == "^x"

@@ -135,7 +135,12 @@ class ApplyScreen(Screen[None]):
             line = Content.assemble(
                 (status, style),
                 (f"  · elapsed {self._elapsed():.0f} s", "$text-muted"),
-                ("  · x cancels (rolls back)" if cancel else "", "$text-muted"),
+                (
+                    f"  · {self.cis_app.key_hint('cancel', 'x')} cancels (rolls back)"
+                    if cancel
+                    else "",
+                    "$text-muted",
+                ),
             )
         self.query_one("#apply-status", Static).update(line, layout=relayout)
 

@@ -271,9 +271,12 @@ class PlanScreen(Screen[None]):
             skipped,
             "; restarts ",
             (restarts, "bold $text-warning"),
-            ". Nothing has been changed yet; ",
-            ("a", "bold $text-accent"),
-            " applies.",
+            ". Nothing has been changed yet",
+            *(
+                ("; ", (self.cis_app.key_hint("apply", "a"), "bold $text-accent"), " applies.")
+                if not self.cis_app.read_only
+                else (" (read-only mode: nothing can be applied).",)
+            ),
         )
 
     @on(DiffPager.Painted)
