@@ -78,7 +78,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     from cis_tui.audit.evaluate import Status, evaluate
     from cis_tui.audit.node import take_snapshot
     from cis_tui.benchmarks.catalog import load_catalog
-    from cis_tui.report import Scan, render_table, scan_document, sort_results
+    from cis_tui.report import Scan, render_strays, render_table, scan_document, sort_results
 
     settings = _settings(args)
     catalog = load_catalog(settings.benchmark)
@@ -89,6 +89,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         from cis_tui.audit.kubebench import import_report
 
         results = import_report(args.from_kube_bench, catalog)
+        strays = ()
         if ids:
             results = [r for r in results if r.id in set(ids)]
         live, source = False, f"kube-bench report {args.from_kube_bench}"
@@ -101,14 +102,19 @@ def cmd_scan(args: argparse.Namespace) -> int:
             raise UserError(problem)
         results = evaluate(catalog, snap, ids or None)
         live, source = snap.live, "node"
+        strays = () if ids else snap.strays
     failing = {Status.FAIL, Status.WARN, Status.ERROR}
     shown = [r for r in results if r.status in failing] if args.failing else results
     if args.format == "table":
         color = sys.stdout.isatty() and not _no_color()
         print(render_table(sort_results(shown), settings.benchmark, color=color))
+        if strays:
+            print(render_strays(strays, color=color))
     else:  # the same document the wizard exports (report.SCAN_FORMATS)
-        sys.stdout.write(scan_document(args.format, Scan(tuple(shown), settings, live, source)))
-    return EXIT_FAIL if any(r.status in {Status.FAIL, Status.ERROR} for r in results) else EXIT_OK
+        scan = Scan(tuple(shown), settings, live, source, tuple(strays))
+        sys.stdout.write(scan_document(args.format, scan))
+    failed = any(r.status in {Status.FAIL, Status.ERROR} for r in results)
+    return EXIT_FAIL if failed or any(s.serious for s in strays) else EXIT_OK
 
 
 def _check_ids(args: argparse.Namespace, catalog: Catalog) -> list[str] | None:

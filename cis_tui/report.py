@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cis_tui.audit.evaluate import STATUS_ORDER, Result, Status, summarize
+from cis_tui.audit.strays import StrayFile
 from cis_tui.layout import Settings
 
 if TYPE_CHECKING:
@@ -58,7 +59,18 @@ def node_to_dict(settings: Settings, live: bool) -> dict[str, Any]:
     }
 
 
-def render_json(results: Sequence[Result], settings: Settings, live: bool, source: str) -> str:
+def stray_to_dict(stray: StrayFile) -> dict[str, Any]:
+    """A file the kubelet runs from the manifests directory besides the components' own."""
+    return stray.to_dict(str(stray.path))
+
+
+def render_json(
+    results: Sequence[Result],
+    settings: Settings,
+    live: bool,
+    source: str,
+    strays: Sequence[StrayFile] = (),
+) -> str:
     doc = {
         "schema_version": JSON_SCHEMA_VERSION,
         "benchmark": settings.benchmark,
@@ -66,17 +78,21 @@ def render_json(results: Sequence[Result], settings: Settings, live: bool, sourc
         "node": node_to_dict(settings, live),
         "summary": summarize(results),
         "results": [result_to_dict(r) for r in results],
+        "findings": [stray_to_dict(s) for s in strays],
     }
     return json.dumps(doc, indent=2)
 
 
-def render_junit(results: Sequence[Result], benchmark: str) -> str:
+def render_junit(
+    results: Sequence[Result], benchmark: str, strays: Sequence[StrayFile] = ()
+) -> str:
     counts = summarize(results)
+    serious = [s for s in strays if s.serious]
     suite = ET.Element(
         "testsuite",
         name=f"cis-tui {benchmark}",
-        tests=str(len(results)),
-        failures=str(counts["FAIL"] + counts["WARN"]),
+        tests=str(len(results) + len(serious)),
+        failures=str(counts["FAIL"] + counts["WARN"] + len(serious)),
         errors=str(counts["ERROR"]),
         skipped=str(counts["SKIP"]),
     )
@@ -94,6 +110,12 @@ def render_junit(results: Sequence[Result], benchmark: str) -> str:
             ET.SubElement(case, "error", message=r.reason)
         elif r.status is Status.SKIP:
             ET.SubElement(case, "skipped", message=r.reason)
+    for stray in serious:
+        case = ET.SubElement(
+            suite, "testcase", classname=f"{benchmark}.manifests-dir", name=f"stray {stray.path}"
+        )
+        tag = ET.SubElement(case, "failure", message=stray.message, type=stray.kind.value)
+        tag.text = stray.remedy
     ET.indent(suite)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode")
 
@@ -106,6 +128,7 @@ class Scan:
     settings: Settings
     live: bool
     source: str = "node"
+    strays: tuple[StrayFile, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -121,10 +144,16 @@ class ScanFormat:
 #: The document formats of a scan, by `--format` name (the terminal table is not one).
 SCAN_FORMATS: dict[str, ScanFormat] = {
     "json": ScanFormat(
-        "json", "JSON", ".json", lambda s: render_json(s.results, s.settings, s.live, s.source)
+        "json",
+        "JSON",
+        ".json",
+        lambda s: render_json(s.results, s.settings, s.live, s.source, s.strays),
     ),
     "junit": ScanFormat(
-        "junit", "JUnit XML", ".xml", lambda s: render_junit(s.results, s.settings.benchmark)
+        "junit",
+        "JUnit XML",
+        ".xml",
+        lambda s: render_junit(s.results, s.settings.benchmark, s.strays),
     ),
 }
 
@@ -142,6 +171,18 @@ def sort_results(results: Sequence[Result]) -> list[Result]:
 
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def render_strays(strays: Sequence[StrayFile], color: bool = False) -> str:
+    """The manifests-directory findings under the table: what runs, why, how to remove it."""
+    lines = []
+    for stray in strays:
+        label = "FINDING" if stray.serious else "NOTE"
+        if color:
+            label = f"\x1b[{'31' if stray.serious else '2'}m{label}\x1b[0m"
+        lines.append(f"{label}  {stray.path}: {stray.message}")
+        lines.append(f"         {stray.remedy}")
+    return "\n".join(lines)
 
 
 def render_table(results: Sequence[Result], benchmark: str, color: bool = False) -> str:

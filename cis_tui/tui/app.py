@@ -26,6 +26,7 @@ from textual.screen import Screen
 
 from cis_tui.audit.evaluate import Result, evaluate
 from cis_tui.audit.node import take_snapshot
+from cis_tui.audit.strays import StrayFile
 from cis_tui.benchmarks.catalog import Catalog
 from cis_tui.engine.backups import Backup
 from cis_tui.engine.events import Kind, Outcome
@@ -121,6 +122,8 @@ class CisTuiApp(App[int]):
         self.results: list[Result] = list(first_scan.results) if first_scan else []
         #: Whether the last scan saw live processes (an offline tree: no).
         self.live = first_scan.live if first_scan else True
+        #: Files the kubelet runs from the manifests directory besides the components' own.
+        self.strays: tuple[StrayFile, ...] = first_scan.strays if first_scan else ()
         self.exit_code = 0
         #: Given the first scan, the checks screen shows it in its first frame.
         self.checks_screen = ChecksScreen(first_scan)
@@ -245,13 +248,15 @@ class CisTuiApp(App[int]):
         name = signal.Signals(signum).name
         if self.stopped_by is None:
             self.stopped_by = f"{name} (the terminal was lost)" if self.terminal_lost else name
-        if self.runner.cancel():
-            self._exit_after_job = True
-            self._stopped_mid_job = True
-            if self._apply_screen_open():
-                self.apply_screen.cancelling(f"stopped by {name}")
-        elif not self.runner.busy:
+        if not self.runner.busy or self._job_outcome is not None:  # no job, or it has ended
             self._exit_for_signal(self.exit_code)
+            return
+        self._exit_after_job = True
+        self._stopped_mid_job = True
+        # Cancel once: a cancel during a rollback (a second signal, or SIGHUP and the lost
+        # terminal both) would cut the old configuration's health gate short.
+        if self.job_cancellable and self.runner.cancel() and self._apply_screen_open():
+            self.apply_screen.cancelling(f"stopped by {name}")
 
     # -- scanning --------------------------------------------------------------------------
     def rescan(self) -> None:
@@ -264,12 +269,13 @@ class CisTuiApp(App[int]):
         except Exception as exc:  # an unreadable node is shown, not a traceback
             self.post_message(ScanFailed(f"{type(exc).__name__}: {exc}"))
             return
-        self.post_message(ScanDone(results, snap.live))
+        self.post_message(ScanDone(results, snap.live, snap.strays))
 
     def on_scan_done(self, message: ScanDone) -> None:
         self.results = list(message.results)
         self.live = message.live
-        self.checks_screen.show_results(message.results, message.live)
+        self.strays = message.strays
+        self.checks_screen.show_results(message.results, message.live, message.strays)
         if self._apply_screen_open():
             self.apply_screen.show_statuses(message.results, self._job_checks)
 
@@ -280,7 +286,7 @@ class CisTuiApp(App[int]):
         """The scan the checks screen shows, as `cis-tui scan` renders one."""
         from cis_tui.report import Scan
 
-        return Scan(tuple(self.results), self.settings, self.live)
+        return Scan(tuple(self.results), self.settings, self.live, strays=self.strays)
 
     # -- navigation ------------------------------------------------------------------------
     def open_plan(self, check_ids: Sequence[str]) -> None:
@@ -508,7 +514,7 @@ def _recovery_screen(
 def scan_node(settings: Settings, catalog: Catalog) -> ScanDone:
     """The first scan, done before the terminal is taken over (it takes milliseconds)."""
     snap = take_snapshot(settings)
-    return ScanDone(evaluate(catalog, snap), snap.live)
+    return ScanDone(evaluate(catalog, snap), snap.live, snap.strays)
 
 
 def run_tui(

@@ -7,16 +7,20 @@ from collections.abc import Sequence
 from textual.message import Message
 
 from cis_tui.audit.evaluate import Result
+from cis_tui.audit.strays import StrayFile
 from cis_tui.engine.events import Event
 
 
 class ScanDone(Message):
     """A scan of the node finished."""
 
-    def __init__(self, results: Sequence[Result], live: bool) -> None:
+    def __init__(
+        self, results: Sequence[Result], live: bool, strays: Sequence[StrayFile] = ()
+    ) -> None:
         super().__init__()
         self.results = tuple(results)
         self.live = live
+        self.strays = tuple(strays)
 
 
 class ScanFailed(Message):

@@ -53,3 +53,35 @@ def test_leftovers_other_pods_and_hidden_files(kubeadm_node):
 
 def test_a_clean_node_has_none(kubeadm_node):
     assert strays(kubeadm_node) == {}
+
+
+def test_scan_reports_a_stray_copy_in_json_junit_and_the_table(capsys, kubeadm_node):
+    import json
+
+    from tests.conftest import run_cli
+
+    manifests = kubeadm_node / "etc/kubernetes/manifests"
+    stray = manifests / "kube-scheduler.yaml.orig"
+    stray.write_bytes((manifests / "kube-scheduler.yaml").read_bytes())
+    root = str(kubeadm_node)
+    code, out, _ = run_cli(capsys, "--root", root, "scan", "--format", "json")
+    (finding,) = json.loads(out)["findings"]
+    assert finding["path"] == str(stray) and finding["kind"] == "second-pod"
+    assert finding["component"] == "kube-scheduler" and "mv " in finding["remedy"]
+    code, out, _ = run_cli(capsys, "--root", root, "scan", "--format", "junit")
+    assert 'classname="cis-1.12.manifests-dir"' in out and "kube-scheduler.yaml.orig" in out
+    code, out, _ = run_cli(capsys, "--root", root, "scan")
+    assert "FINDING" in out and "second kube-scheduler pod" in out
+
+
+def test_a_stray_alone_fails_the_scan(capsys, hardened_node):
+    from tests.conftest import run_cli
+
+    root = str(hardened_node)
+    assert run_cli(capsys, "--root", root, "scan")[0] == 0  # every check passes (or is manual)
+    manifests = hardened_node / "etc/kubernetes/manifests"
+    (manifests / "etcd.yaml.bak").write_bytes((manifests / "etcd.yaml").read_bytes())
+    code, out, _ = run_cli(capsys, "--root", root, "scan")
+    assert "FINDING" in out and code == 1
+    # A scan of named checks judges those checks only.
+    assert run_cli(capsys, "--root", root, "scan", "--check", "1.4.1")[0] == 0

@@ -274,4 +274,6 @@ def test_demo_ssh_drop_mid_gate_finishes_headless_and_cleans_up(tmp_path):
     assert any("terminal was lost" in e.get("message", "") for e in events)
     outcomes = [e["outcome"] for e in events if e["kind"] == "outcome"]
     assert outcomes == ["rolled-back"], outcomes
-    assert events[-1]["kind"] == "done"
+    # the apply's end, then the wizard's one-line summary of what the stop left behind
+    assert [e["kind"] for e in events[-2:]] == ["done", "note"]
+    assert events[-1]["message"].startswith("cis-tui: stopped by SIGHUP")

@@ -218,10 +218,18 @@ async def test_the_active_section_returns_to_view_after_the_admin_scrolls_the_fi
         assert in_view(screen, section)
 
 
-def waiting_job(release: asyncio.Event, *, kind: str = "apply", file: FilePlan = SCHEDULER):
+def waiting_job(
+    release: asyncio.Event,
+    *,
+    kind: str = "apply",
+    file: FilePlan = SCHEDULER,
+    seen: dict[str, bool] | None = None,
+) -> EngineJob:
     """A job in its health gate until cancelled; then a rollback with its own gate (whose
-    health ✓ is the old configuration's), held until `release`."""
+    health ✓ is the old configuration's), held until `release`. Like the engine, the rollback
+    clears the cancel, and a cancel during it would cut its gate short (`seen["recancelled"]`)."""
     label, comp = _label(file), file.component
+    seen = {} if seen is None else seen
 
     async def run(engine) -> object:
         for event in steps_until_the_gate(file):
@@ -230,10 +238,12 @@ def waiting_job(release: asyncio.Event, *, kind: str = "apply", file: FilePlan =
         await engine.cancel.wait()
         why = "cancelled by the admin"
         engine.emit(Event(Kind.ROLLBACK, label, comp, Step.ROLLBACK, None, f"rolling back: {why}"))
+        engine.cancel.clear()  # a rollback runs to its end
         engine.emit(Event(Kind.STEP, label, comp, Step.HEALTH, None, "the old configuration"))
         engine.emit(poll(file, 0.7))
         engine.emit(Event(Kind.STEP, label, comp, Step.HEALTH, True, "stable"))
         await release.wait()
+        seen["recancelled"] = engine.cancel.is_set()
         engine.emit(Event(Kind.STEP, label, comp, Step.ROLLBACK, True, "original restored"))
         engine.emit(
             Event(
@@ -301,6 +311,33 @@ async def test_cancel_hint_goes_during_the_rollback_and_the_health_step_is_not_d
         assert "rolled-back: rolled back" not in text and "rolled back: rolled back" not in text
         assert "ROLLED BACK: cancelled by the admin" in text  # the log says it once too
         assert "cancelled and rolled back" in text
+
+
+async def test_a_signal_during_the_rollback_waits_for_it_without_cancelling_again(make_app):
+    """x, then SIGTERM (or SIGHUP and the lost terminal, both) while the rollback's gate runs:
+    the rollback is not cancelled a second time; the app exits once it has finished."""
+    app = make_app(health_gate=True, handle_signals=True)
+    release = asyncio.Event()
+    seen: dict[str, bool] = {}
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = ApplyScreen(waiting_job(release, seen=seen))
+        app._start(screen, ("1.4.1",))
+        await wait_until(pilot, lambda: _label(SCHEDULER) in screen.sections, what="the screen")
+        section = screen.sections[_label(SCHEDULER)]
+        await wait_until(pilot, lambda: section.gate_event is not None, what="the gate")
+        await pilot.press("x")
+        await wait_until(pilot, lambda: section.rolling_back, what="the rollback")
+        os.kill(os.getpid(), signal.SIGTERM)
+        app.on_terminal_lost()  # and the dropped session's own report
+        await pilot.pause()
+        assert app.is_running, "the app waits for the rollback"
+        release.set()
+        await wait_until(pilot, lambda: not app.is_running, what="the exit")
+    assert seen == {"recancelled": False}
+    assert app.exit_summary is not None
+    # whichever came first names the stop: SIGTERM or the lost terminal
+    assert ": kube-scheduler.yaml rolled back (backup " in app.exit_summary
 
 
 async def test_a_recovery_offers_no_cancel(make_app):

@@ -53,3 +53,16 @@ async def test_the_status_line_says_when_the_node_was_scanned(make_app):
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         assert "scanned 12:00:00" in screen_text(app)
+
+
+async def test_the_checks_screen_names_a_stray_copy_and_the_way_out(make_app, offline_settings):
+    manifests = offline_settings.layout.manifests_dir
+    (manifests / "kube-apiserver.yaml.bak").write_bytes(
+        (manifests / "kube-apiserver.yaml").read_bytes()
+    )
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        text = " ".join(screen_text(app).split())  # wrapped lines joined
+        assert "kube-apiserver.yaml.bak" in text and "second kube-apiserver pod" in text
+        assert "mv /etc/kubernetes/manifests/kube-apiserver.yaml.bak" in text

@@ -15,6 +15,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Header, Input, Static
 
 from cis_tui.audit.evaluate import Result, Status, summarize
+from cis_tui.audit.strays import StrayFile
 from cis_tui.tui.check_commands import CheckCommands
 from cis_tui.tui.display import STATUS_STYLE, NodePaths
 from cis_tui.tui.filters import Filters, visible, why_not_selectable
@@ -130,13 +131,15 @@ class ChecksScreen(Screen[None]):
         yield Header()
         yield Static(Content.styled("scanning the node…", "$text-muted"), id="filter-bar")
         yield SearchInput(placeholder="search id or title (enter: done, esc: clear)", id="search")
+        yield Static(id="strays")  # files the kubelet runs besides the components' own
         yield CheckTable(id="check-table")
         yield CheckDetails(id="details")
         yield KeyFooter()
 
     def on_mount(self) -> None:
         if self._first_scan is not None:  # scanned before the app started: rows in frame one
-            self.show_results(self._first_scan.results, self._first_scan.live)
+            first = self._first_scan
+            self.show_results(first.results, first.live, first.strays)
             self._first_scan = None
 
     @property
@@ -144,10 +147,13 @@ class ChecksScreen(Screen[None]):
         return self.query_one(CheckTable)
 
     # -- data ------------------------------------------------------------------------------
-    def show_results(self, results: Sequence[Result], live: bool) -> None:
+    def show_results(
+        self, results: Sequence[Result], live: bool, strays: Sequence[StrayFile] = ()
+    ) -> None:
         """A new scan: keep filters, drop selections that can no longer be fixed."""
         self.results = list(results)
         self.live = live
+        self._show_strays(strays)
         self.scanned = True
         self.scanned_at = self.cis_app.wall_clock().strftime("%H:%M:%S")
         by_id = {r.id: r for r in self.results}
@@ -155,6 +161,21 @@ class ChecksScreen(Screen[None]):
             i for i in self.selected if i in by_id and why_not_selectable(by_id[i]) is None
         }
         self._refresh()
+
+    def _show_strays(self, strays: Sequence[StrayFile]) -> None:
+        """One line per file the kubelet runs besides the components' own, with the way out."""
+        bar = self.query_one("#strays", Static)
+        bar.display = bool(strays)
+        lines = [
+            Content.assemble(
+                ("⚠ " if s.serious else "· ", "bold $text-warning" if s.serious else "$text-muted"),
+                (self.paths.path(s.path), "bold"),
+                f": {s.message}. ",
+                (self.paths.show(s.remedy), "$text-muted"),
+            )
+            for s in strays
+        ]
+        bar.update(Content("\n").join(lines))
 
     def _refresh(self) -> None:
         shown = visible(self.results, self.filters)

@@ -21,4 +21,3 @@ def file_summary(file: FilePlan, paths: NodePaths, index: int, total: int) -> Co
     lines.extend(Content.assemble(("note  ", "$text-accent"), paths.show(n)) for n in file.notes)
     lines.extend(Content.assemble(("risk  ", "bold $text-warning"), r) for r in file.risks)
     return Content("\n").join(lines)
-
