@@ -87,3 +87,23 @@ def test_footer_home_end_help_and_confirm_keys(tmp_path, size):
     finally:
         pane.kill()
     assert_cleaned_up(tmpdir)
+
+
+def test_the_stray_backup_scenario_names_its_cause(tmp_path):
+    """`kube-apiserver.yaml.bak` in the manifests directory is what runs: the wizard says so
+    on its first screen, with the way out, at 80x24."""
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    pane = Pane(tmp_path)
+    command = demo_command(tmpdir).replace(" demo;", " demo --scenario stray-backup;")
+    try:
+        pane.start(command, size=(80, 24))
+        pane.wait_for(r"\d+/92 checks", timeout=90)
+        text = " ".join(pane.text().split())
+        assert "kube-apiserver.yaml.bak" in text and "second kube-apiserver pod" in text, text
+        assert "mv " in text
+        pane.keys("q")
+        pane.wait_for(r"EXIT=\d", timeout=60)
+    finally:
+        pane.kill()
+    assert_cleaned_up(tmpdir)
