@@ -100,6 +100,22 @@ async def shoot(config: Path, out: Path) -> list[Path]:
         await pilot.press("d")
         await pilot.pause()
         save("backups")
+
+    # The plan pager at 80x24: every scored failure selected with one key, a few pages in.
+    small = CisTuiApp(
+        settings,
+        load_catalog(settings.benchmark),
+        node_label="demo sandbox (default)",
+        display_root=config.parent,
+    )
+    async with small.run_test(size=(80, 24)) as pilot:
+        small.theme = THEME
+        await settle(pilot)
+        await pilot.press("a", "p")
+        await settle(pilot)
+        await pilot.press("tab", "]", "]")
+        await pilot.pause()
+        saved.append(Path(small.save_screenshot(filename="plan-80x24.svg", path=str(out))))
     return saved
 
 
