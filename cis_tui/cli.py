@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ from cis_tui.errors import NodeLocked, UserError
 
 if TYPE_CHECKING:
     from cis_tui.benchmarks.catalog import Catalog
+    from cis_tui.remediate.plan import Plan
 
 EXIT_OK = 0
 EXIT_FAIL = 1
@@ -61,8 +63,10 @@ def _add_globals(parser: argparse.ArgumentParser, suppress: bool) -> None:
     )
     group.add_argument(
         "--benchmark",
-        default=argparse.SUPPRESS if suppress else "cis-1.12",
-        help="benchmark version (default: cis-1.12)",
+        default=argparse.SUPPRESS if suppress else None,
+        metavar="NAME",
+        help="cis-1.10, cis-1.11, cis-1.12 or cis-2.0 (default: chosen from the node's "
+        "Kubernetes version, as kube-bench maps it)",
     )
 
 
@@ -74,18 +78,55 @@ def _settings(args: argparse.Namespace):  # noqa: ANN202 - Settings, imported la
     )
 
 
+def _for_node(settings, versions=None):  # noqa: ANN001, ANN202 - Settings, NodeVersions
+    """Settings with the benchmark decided for the node (given, or from its Kubernetes
+    version), warning on stderr when the version is unknown or older than every benchmark."""
+    from cis_tui.audit.versions import read_node_versions, with_benchmark
+
+    if versions is None:
+        versions = read_node_versions(settings)
+    settings, warning = with_benchmark(settings, versions)
+    if warning:
+        print(f"cis-tui: warning: {warning}", file=sys.stderr)
+    return settings
+
+
 def cmd_scan(args: argparse.Namespace) -> int:
     from cis_tui.audit.evaluate import Status, evaluate
     from cis_tui.audit.node import take_snapshot
+    from cis_tui.audit.versions import UNKNOWN
     from cis_tui.benchmarks.catalog import load_catalog
-    from cis_tui.report import Scan, render_strays, render_table, scan_document, sort_results
+    from cis_tui.benchmarks.selection import DEFAULT_BENCHMARK
+    from cis_tui.report import (
+        Scan,
+        render_strays,
+        render_table,
+        render_versions,
+        scan_document,
+        sort_results,
+    )
 
     settings = _settings(args)
+    snap = None
+    if args.from_kube_bench:  # no node to read a version from
+        settings = replace(
+            settings,
+            benchmark=settings.benchmark or DEFAULT_BENCHMARK,
+            benchmark_chosen_by=settings.benchmark_chosen_by
+            or "default: a kube-bench report has no node version to choose by",
+        )
+    else:
+        snap = take_snapshot(settings)
+        problem = snap.found_problem()
+        if problem is not None:  # an empty or mistyped --root is not a node that passes
+            raise UserError(problem)
+        settings = _for_node(settings, snap.versions)
     catalog = load_catalog(settings.benchmark)
     ids = [i for group in (args.check or []) for i in group.split(",") if i]
     for check_id in ids:
-        catalog.get(check_id)  # unknown ids are a usage error before any work
-    if args.from_kube_bench:
+        catalog.get(check_id)  # unknown ids are a usage error before any judging
+    versions = snap.versions if snap is not None else UNKNOWN
+    if snap is None:
         from cis_tui.audit.kubebench import import_report
 
         results = import_report(args.from_kube_bench, catalog)
@@ -94,12 +135,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
             results = [r for r in results if r.id in set(ids)]
         live, source = False, f"kube-bench report {args.from_kube_bench}"
     else:
-        snap = take_snapshot(settings)
         for impostor in snap.ignored_processes:  # named like a component, but not it
             print(f"cis-tui: warning: {impostor}", file=sys.stderr)
-        problem = snap.found_problem()
-        if problem is not None:  # an empty or mistyped --root is not a node that passes
-            raise UserError(problem)
         results = evaluate(catalog, snap, ids or None)
         live, source = snap.live, "node"
         strays = () if ids else snap.strays
@@ -107,11 +144,13 @@ def cmd_scan(args: argparse.Namespace) -> int:
     shown = [r for r in results if r.status in failing] if args.failing else results
     if args.format == "table":
         color = sys.stdout.isatty() and not _no_color()
+        if snap is not None:
+            print(render_versions(versions, settings))
         print(render_table(sort_results(shown), settings.benchmark, color=color))
         if strays:
             print(render_strays(strays, color=color))
     else:  # the same document the wizard exports (report.SCAN_FORMATS)
-        scan = Scan(tuple(shown), settings, live, source, tuple(strays))
+        scan = Scan(tuple(shown), settings, live, source, tuple(strays), versions)
         sys.stdout.write(scan_document(args.format, scan))
     failed = any(r.status in {Status.FAIL, Status.ERROR} for r in results)
     return EXIT_FAIL if failed or any(s.serious for s in strays) else EXIT_OK
@@ -119,6 +158,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 def _check_ids(args: argparse.Namespace, catalog: Catalog) -> list[str] | None:
     """Check ids from positional arguments, or None for --all-failing."""
+    if args.include_manual and not args.all_failing:
+        raise UserError("--include-manual widens --all-failing; named checks are always planned")
     if args.all_failing:
         if args.ids:
             raise UserError("give check ids or --all-failing, not both")
@@ -138,15 +179,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from cis_tui.report import render_plan
 
     settings = _settings(args)
-    catalog = load_catalog(settings.benchmark)
-    ids = _check_ids(args, catalog)
-    params = parse_param_options(args.param or [], catalog)
     snap = take_snapshot(settings)
     problem = snap.found_problem()
     if problem is not None:
         raise UserError(problem)
-    plan = build_plan(catalog, snap, ids, params)
+    settings = _for_node(settings, snap.versions)
+    catalog = load_catalog(settings.benchmark)
+    ids = _check_ids(args, catalog)
+    params = parse_param_options(args.param or [], catalog)
+    plan = build_plan(catalog, snap, ids, params, include_manual=args.include_manual)
     print(render_plan(plan, color=sys.stdout.isatty() and not _no_color()))
+    _print_left_out(plan)
     if args.save:
         if not plan.checks:
             raise UserError("nothing to save: the plan fixes no check")
@@ -154,6 +197,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(f"Saved the plan ({len(plan.checks)} checks) to {args.save}")
     # A check that could not be evaluated was asked for and cannot be planned: not a success.
     return EXIT_FAIL if any(s.error for s in plan.skipped) else EXIT_OK
+
+
+def _print_left_out(plan: Plan) -> None:
+    """Say which manual checks --all-failing left out, and how to take them."""
+    if plan.manual_left_out:
+        print(
+            f"left out: {', '.join(plan.manual_left_out)}: manual checks are a human's decision; "
+            "name them or add --include-manual"
+        )
 
 
 def _print_event_sink(fmt: str, log_path: Path | None):  # noqa: ANN202
@@ -269,14 +321,16 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from cis_tui.report import render_plan
 
     settings = _settings(args)
+    snap = take_snapshot(settings)
+    settings = _for_node(settings, snap.versions)
     catalog = load_catalog(settings.benchmark)
     if args.format == "json" and not args.yes:
         raise UserError("--format json needs --yes (there is no terminal prompt in JSON mode)")
     if args.timeout is not None and args.timeout <= 0:
         raise UserError("--timeout must be a positive number of seconds")
     if args.plan:
-        if args.ids or args.all_failing or args.param:
-            raise UserError("--plan takes no check ids, --all-failing or --param")
+        if args.ids or args.all_failing or args.include_manual or args.param:
+            raise UserError("--plan takes no check ids, --all-failing, --include-manual or --param")
         saved = load_plan(args.plan, catalog)
         ids: list[str] | None = list(saved.checks)
         params = saved.params
@@ -286,9 +340,10 @@ def cmd_apply(args: argparse.Namespace) -> int:
     engine = _engine(args, settings, catalog, args.format)
     if engine.gate and settings.has_root_override:
         raise UserError("a --root tree has no live processes to gate on; add --no-health-gate")
-    plan = build_plan(catalog, take_snapshot(settings), ids, params)
+    plan = build_plan(catalog, snap, ids, params, include_manual=args.include_manual)
     if args.format == "text":
         print(render_plan(plan, color=sys.stdout.isatty() and not _no_color()))
+        _print_left_out(plan)
     if plan.empty:
         unfixable = [s for s in plan.skipped if s.reason != "already passes"]
         return EXIT_FAIL if unfixable else EXIT_OK
@@ -389,6 +444,7 @@ def cmd_backups(args: argparse.Namespace) -> int:
     # restore
     from cis_tui.engine.restore import restore
 
+    settings = _for_node(settings)
     catalog = load_catalog(settings.benchmark)
     engine = _engine(args, settings, catalog)
     store.original_bytes(backup)  # verify before asking
@@ -404,7 +460,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
     from cis_tui.benchmarks.catalog import load_catalog
     from cis_tui.engine.restore import recover
 
-    settings = _settings(args)
+    settings = _for_node(_settings(args))
     engine = _engine(args, settings, load_catalog(settings.benchmark))
     if settings.has_root_override:
         engine.gate = False
@@ -438,7 +494,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
     from cis_tui.benchmarks.catalog import load_catalog
     from cis_tui.tui.app import run_tui
 
-    settings = _settings(args)
+    settings = _for_node(_settings(args))
     catalog = load_catalog(settings.benchmark)
     return run_tui(settings, catalog, mouse=not args.no_mouse, read_only=args.read_only)
 
@@ -496,7 +552,14 @@ def build_parser() -> argparse.ArgumentParser:
     plan = sub.add_parser("plan", help="show what fixing checks would change (changes nothing)")
     _add_globals(plan, suppress=True)
     plan.add_argument("ids", nargs="*", metavar="ID", help="check ids to fix")
-    plan.add_argument("--all-failing", action="store_true", help="every failing check with a fix")
+    plan.add_argument(
+        "--all-failing", action="store_true", help="every scored failing check with a fix"
+    )
+    plan.add_argument(
+        "--include-manual",
+        action="store_true",
+        help="with --all-failing: manual (WARN) checks too, such as 1.2.1",
+    )
     plan.add_argument(
         "--param",
         action="append",
@@ -514,7 +577,14 @@ def build_parser() -> argparse.ArgumentParser:
     apply = sub.add_parser("apply", help="apply fixes: backup, atomic write, health gate, rollback")
     _add_globals(apply, suppress=True)
     apply.add_argument("ids", nargs="*", metavar="ID", help="check ids to fix")
-    apply.add_argument("--all-failing", action="store_true", help="every failing check with a fix")
+    apply.add_argument(
+        "--all-failing", action="store_true", help="every scored failing check with a fix"
+    )
+    apply.add_argument(
+        "--include-manual",
+        action="store_true",
+        help="with --all-failing: manual (WARN) checks too, such as 1.2.1",
+    )
     apply.add_argument("--plan", type=Path, metavar="PLAN.yaml", help="a saved plan")
     apply.add_argument(
         "--param",

@@ -141,6 +141,7 @@ def run_demo(scenario: str = "default", *, mouse: bool = True, read_only: bool =
     """Create and start a sandbox node, open the wizard on it, clean up on every exit path."""
     from dataclasses import replace
 
+    from cis_tui.audit.versions import read_node_versions, with_benchmark
     from cis_tui.benchmarks.catalog import load_catalog
     from cis_tui.layout import load_settings, load_user_keys
     from cis_tui.tui.app import CisTuiApp
@@ -159,6 +160,7 @@ def run_demo(scenario: str = "default", *, mouse: bool = True, read_only: bool =
     try:
         with sandbox_node(scenario, notice=True, cleanup=cleanup) as config:
             settings = replace(load_settings(config=config), keys=keys)
+            settings, _ = with_benchmark(settings, read_node_versions(settings))
             app = CisTuiApp(
                 settings,
                 load_catalog(settings.benchmark),

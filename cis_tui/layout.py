@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -223,7 +224,13 @@ class Settings:
     #: When set, only processes whose working directory is inside this directory are this
     #: node's components (several nodes' processes on one host, e.g. test nodes).
     process_root: Path | None = None
-    benchmark: str = "cis-1.12"
+    #: The benchmark: given (`--benchmark`, the config's `benchmark`), else None until it is
+    #: chosen from the node's Kubernetes version (cis_tui.benchmarks.selection).
+    benchmark: str | None = None
+    #: Why `benchmark` is the one used, in words (JSON `benchmark_chosen_by`).
+    benchmark_chosen_by: str = ""
+    #: `[versions]`: component (or `kubernetes`) -> version, overriding what the node says.
+    versions: dict[str, str] = field(default_factory=dict)
     config_path: Path | None = None
     has_root_override: bool = False
     #: Which processes are the components (owner, starter), not merely named like them.
@@ -411,6 +418,18 @@ def load_user_keys() -> dict[str, str]:
     return _parse_keys(_expect(_read_toml(path).get("keys", {}), "keys", path), path)
 
 
+_VERSION_TEXT = re.compile(r"^v?\d+\.\d+(\.\d+)?([-+_.][0-9A-Za-z.+_-]*)?$")
+
+
+def _parse_versions(table: dict[str, Any], path: Path) -> dict[str, str]:
+    """`[versions]`: `kubernetes = "v1.29.4"` and/or one key per component."""
+    _unknown(table, {"kubernetes", *COMPONENTS}, "versions", path)
+    for key, value in table.items():
+        if not isinstance(value, str) or not _VERSION_TEXT.match(value.strip()):
+            raise UserError(f'versions.{key} must be a version string such as "v1.29.4"', path)
+    return {k: str(v).strip() for k, v in table.items()}
+
+
 def _default_state_dir(root: Path | None) -> Path:
     if root is not None:
         return root / "var/lib/cis-tui"
@@ -423,7 +442,7 @@ def load_settings(
     config: Path | None = None,
     root: Path | None = None,
     state_dir: Path | None = None,
-    benchmark: str = "cis-1.12",
+    benchmark: str | None = None,
 ) -> Settings:
     """Build the settings from defaults, the config file, environment and global options."""
     explicit = config or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
@@ -431,7 +450,7 @@ def load_settings(
     data: dict[str, Any] = {}
     if explicit is not None or path.is_file():
         data = _read_toml(path)
-    tables = {"layout", "state", "kubelet", "health", "processes", "benchmark", "keys"}
+    tables = {"layout", "state", "kubelet", "health", "processes", "benchmark", "keys", "versions"}
     _unknown(data, tables, "top", path)
     keys = _parse_keys(_expect(data.get("keys", {}), "keys", path), path)
 
@@ -471,7 +490,12 @@ def load_settings(
     chosen_state = state_dir or env_state or cfg_state or _default_state_dir(root)
     if chosen_state == _default_state_dir(root) and root is not None:
         layout.confined(Path(chosen_state))
-    bench = data.get("benchmark", benchmark) if benchmark == "cis-1.12" else benchmark
+    bench, chosen_by = benchmark, "--benchmark" if benchmark else ""
+    if bench is None and "benchmark" in data:
+        if not isinstance(data["benchmark"], str) or not data["benchmark"]:
+            raise UserError("benchmark must be a benchmark name such as cis-1.12", path)
+        bench, chosen_by = data["benchmark"], f"benchmark in {path}"
+    versions = _parse_versions(_expect(data.get("versions", {}), "versions", path), path)
     return Settings(
         layout=layout,
         state_dir=Path(chosen_state).absolute(),
@@ -479,7 +503,9 @@ def load_settings(
         health=health,
         kubelet_restart_command=tuple(restart),
         process_root=process_root,
-        benchmark=str(bench),
+        benchmark=bench,
+        benchmark_chosen_by=chosen_by,
+        versions=versions,
         config_path=path if data else None,
         has_root_override=root is not None,
         identity=identity,

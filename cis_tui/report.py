@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from cis_tui.audit.evaluate import STATUS_ORDER, Result, Status, summarize
 from cis_tui.audit.strays import StrayFile
+from cis_tui.audit.versions import NodeVersions
 from cis_tui.layout import Settings
 
 if TYPE_CHECKING:
@@ -47,7 +48,9 @@ def result_to_dict(result: Result) -> dict[str, Any]:
     }
 
 
-def node_to_dict(settings: Settings, live: bool) -> dict[str, Any]:
+def node_to_dict(
+    settings: Settings, live: bool, versions: NodeVersions | None = None
+) -> dict[str, Any]:
     lay = settings.layout
     return {
         "root": str(lay.root),
@@ -56,6 +59,7 @@ def node_to_dict(settings: Settings, live: bool) -> dict[str, Any]:
         "pki_dir": str(lay.pki_dir),
         "config_file": str(settings.config_path) if settings.config_path else None,
         "live_processes": live,
+        "versions": versions.to_dict() if versions is not None else None,
     }
 
 
@@ -70,12 +74,14 @@ def render_json(
     live: bool,
     source: str,
     strays: Sequence[StrayFile] = (),
+    versions: NodeVersions | None = None,
 ) -> str:
     doc = {
         "schema_version": JSON_SCHEMA_VERSION,
         "benchmark": settings.benchmark,
+        "benchmark_chosen_by": settings.benchmark_chosen_by or None,
         "source": source,
-        "node": node_to_dict(settings, live),
+        "node": node_to_dict(settings, live, versions),
         "summary": summarize(results),
         "results": [result_to_dict(r) for r in results],
         "findings": [stray_to_dict(s) for s in strays],
@@ -129,6 +135,7 @@ class Scan:
     live: bool
     source: str = "node"
     strays: tuple[StrayFile, ...] = ()
+    versions: NodeVersions | None = None
 
 
 @dataclass(frozen=True)
@@ -147,7 +154,7 @@ SCAN_FORMATS: dict[str, ScanFormat] = {
         "json",
         "JSON",
         ".json",
-        lambda s: render_json(s.results, s.settings, s.live, s.source, s.strays),
+        lambda s: render_json(s.results, s.settings, s.live, s.source, s.strays, s.versions),
     ),
     "junit": ScanFormat(
         "junit",
@@ -185,7 +192,21 @@ def render_strays(strays: Sequence[StrayFile], color: bool = False) -> str:
     return "\n".join(lines)
 
 
-def render_table(results: Sequence[Result], benchmark: str, color: bool = False) -> str:
+def render_versions(versions: NodeVersions, settings: Settings) -> str:
+    """The line above the table: the node's versions and the benchmark, with why."""
+    parts = []
+    for comp in versions.components:
+        if comp.version is not None:
+            name = comp.component.replace("kube-", "")
+            parts.append(f"{name} {comp.version}{' (assumed)' if comp.assumed else ''}")
+    shown = ", ".join(parts) or "no component told its version"
+    return (
+        f"{versions.label} ({shown})\n"
+        f"{settings.benchmark}: {settings.benchmark_chosen_by or 'given'}\n"
+    )
+
+
+def render_table(results: Sequence[Result], benchmark: str | None, color: bool = False) -> str:
     width = max(shutil.get_terminal_size((120, 24)).columns, 80)
     colors = {
         Status.PASS: "32",

@@ -6,14 +6,33 @@ runs now). Either failing fails the check, and a disagreement between them is re
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
-from cis_tui.audit.flags import parse_bool, parse_duration, spec_for, split_list, split_map
+from cis_tui.audit.effective import (
+    CONFIG_FILE,
+    CONFIG_FILE_DEFAULT,
+    FLAG_DEFAULT,
+    EtcdConfigFile,
+    KubeletConfigView,
+    etcd_env_name,
+    etcd_without_peers,
+    kubelet_default,
+)
+from cis_tui.audit.flags import (
+    LEGACY_ADMISSION,
+    legacy_admission_test,
+    parse_bool,
+    parse_duration,
+    spec_for,
+    split_list,
+    split_map,
+)
 from cis_tui.audit.node import InputError, NodeSnapshot, load_yaml_document, read_text_file
+from cis_tui.audit.versions import not_applicable
 from cis_tui.benchmarks.catalog import Catalog, Check, FlagTest
 
 
@@ -57,23 +76,6 @@ class _Outcome:
 
 def _failing(check: Check) -> Status:
     return Status.FAIL if check.scored else Status.WARN
-
-
-def _config_value(config: dict[str, Any] | None, dotted: str) -> str | None:
-    node: Any = config
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    if node is None:
-        return None
-    if isinstance(node, bool):
-        return "true" if node else "false"
-    if isinstance(node, list):
-        return ",".join(str(v) for v in node)
-    if isinstance(node, dict):
-        return ",".join(f"{k}={_config_value(node, str(k))}" for k in node)
-    return str(node)
 
 
 def _same(found: str, expected: str, kind: str | None = None) -> bool:
@@ -157,48 +159,101 @@ def describe_test(test: FlagTest) -> str:
     return text
 
 
+#: Absent flags our verdict judges by the component's default where kube-bench passes an absent
+#: flag; the evidence says so (k8s-versions.md: --bind-address defaults to 0.0.0.0, the
+#: kubelet's rotateCertificates to false).
+_KUBE_BENCH_PASSES_ABSENT = {
+    ("kube-controller-manager", "--bind-address"),
+    ("kube-scheduler", "--bind-address"),
+    ("kubelet", "--rotate-certificates"),
+}
+
+
 class _FlagSource:
-    """One place flags are read from: a manifest or a live process (+ kubelet config / env)."""
+    """One place flags are read from: a manifest or a live process, with what the component
+    reads besides (the kubelet's config file and drop-ins, etcd's config file, environment)."""
 
     def __init__(
         self,
         component: str,
         flags: dict[str, str],
-        config: dict[str, Any] | None = None,
+        config: KubeletConfigView | None = None,
         env: dict[str, str] | None = None,
+        etcd_file: EtcdConfigFile | None = None,
     ) -> None:
         self.component = component
         self.flags = flags
         self.config = config
         self.env = env or {}
+        self.etcd_file = etcd_file
 
-    def lookup(self, test: FlagTest) -> tuple[str | None, str]:
-        """The value the component uses for the test's flag, and how it was spelled."""
+    def lookup(self, test: FlagTest) -> tuple[str | None, str, str]:
+        """The value the component uses for the test's flag, how it was spelled, and the
+        source that decided it when that is not the command line ("" when it is)."""
+        if self.etcd_file is not None:  # etcd then ignores its flags and environment
+            value, key = self.etcd_file.lookup(test.flag)
+            read = self.etcd_file
+            return value, key, f"{read.named_by} {read.named}; flags ignored"
         value = self.flags.get(test.flag)
-        label = test.flag
+        label, origin = test.flag, ""
         if value is not None and test.key:
             # A map flag (--feature-gates): only the entry counts; the config key names it.
             value = split_map(value).get(test.key)
             label = f"{label} {test.key}"
         if value is None and test.config:
-            value, label = _config_value(self.config, test.config), test.config
+            label = test.config
+            if self.config is not None:
+                value, origin = self.config.lookup(test.config)
+                origin = "" if origin == CONFIG_FILE else origin
         if value is None and test.env:
             value, label = self.env.get(test.env), test.env
-        return value, label
+        return value, label, origin
+
+    def setting(self, flag: str) -> str | None:
+        """The value etcd uses for a flag: its config file's, else the flag's or ETCD_*'s."""
+        if self.etcd_file is not None:
+            return self.etcd_file.lookup(flag)[0]
+        value = self.flags.get(flag)
+        return value if value is not None else self.env.get(etcd_env_name(flag))
+
+    def _legacy_admission(self, test: FlagTest) -> tuple[FlagTest, str]:
+        """An admission plugin test as the legacy --admission-control list answers it."""
+        if self.component != "kube-apiserver" or LEGACY_ADMISSION not in self.flags:
+            return test, ""
+        swap = legacy_admission_test(test.flag, test.op)
+        if swap is None:
+            return test, ""
+        legacy = dataclasses.replace(test, flag=swap[0], op=swap[1])
+        return legacy, "the legacy list: a plugin it leaves out is off"
 
     def run(self, test: FlagTest) -> _Outcome:
-        value, label = self.lookup(test)
+        test, origin = self._legacy_admission(test)
+        value, label, decided = self.lookup(test)
+        origin = origin or decided
+        kube_bench = (self.component, test.flag) in _KUBE_BENCH_PASSES_ABSENT
         if value is None:
-            return _Outcome(test.absent == "pass", f"{label.split(' ')[0]} absent")
+            text = f"{label.split(' ')[0]} absent"
+            spec = spec_for(self.component, test.flag)
+            if kube_bench and spec is not None and spec.default:
+                origin = f"the default {spec.default} applies; kube-bench passes an absent flag"
+            return _Outcome(test.absent == "pass", text + (f" ({origin})" if origin else ""))
+        if kube_bench and origin in {CONFIG_FILE_DEFAULT, FLAG_DEFAULT}:
+            origin += "; kube-bench passes an absent setting"
+        where = f" ({origin})" if origin else ""
         if test.op == "unset":
-            return _Outcome(False, f"{label}={value}")
+            return _Outcome(False, f"{label}={value}{where}")
         spec = spec_for(self.component, test.flag)
         kind = spec.type if spec else None
-        if kind == "duration" and label == test.config and parse_duration(value) == 0:
-            # The kubelet defaults a zero duration in its config file (0s idle timeout: 4h);
-            # only the command-line flag can really set zero.
-            return _Outcome(test.absent == "pass", f"{label}={value} (zero: the default)")
-        return _Outcome(_apply_op(test, value, kind), f"{label}={value}")
+        in_file = label == test.config and not origin  # the --config file's own value
+        if kind == "duration" and in_file and parse_duration(value) == 0:
+            # The kubelet re-defaults a zero duration read from its config file (kubeadm's 0s
+            # idle timeout means 4h); a flag or a drop-in can really set zero.
+            default = kubelet_default(label, with_config_file=True)
+            if default is None:
+                return _Outcome(test.absent == "pass", f"{label}={value} (zero: the default)")
+            text = f"{label}={value} (zero in the config file: the default {default})"
+            return _Outcome(_apply_op(test, default, kind), text)
+        return _Outcome(_apply_op(test, value, kind), f"{label}={value}{where}")
 
 
 def _combine(outcomes: list[_Outcome], combine: str) -> _Outcome:
@@ -213,13 +268,15 @@ def _sources(
     comp = check.component
     proc = snap.processes.get(comp)
     if comp == "kubelet":
-        config = snap.kubelet_config
         file_flags = snap.kubelet_flags(live=False)
         file_src = None
-        if config is not None or file_flags is not None:
-            file_src = _FlagSource(comp, file_flags.values if file_flags else {}, config)
+        if snap.kubelet_config is not None or file_flags is not None:
+            file_values = file_flags.values if file_flags else {}
+            file_src = _FlagSource(comp, file_values, snap.kubelet_view(live=False))
         live_flags = snap.kubelet_flags(live=True)
-        live_src = _FlagSource(comp, live_flags.values, config) if live_flags else None
+        live_src = None
+        if live_flags is not None:
+            live_src = _FlagSource(comp, live_flags.values, snap.kubelet_view(live=True))
         error = str(snap.kubelet_config_error) if snap.kubelet_config_error else ""
         return file_src, live_src, error
     if comp == "kube-proxy":
@@ -227,11 +284,53 @@ def _sources(
         return None, (_FlagSource(comp, live_flags.values) if live_flags else None), ""
     manifest = snap.manifests.get(comp)
     error = str(snap.manifest_errors[comp]) if comp in snap.manifest_errors else ""
-    file_src = _FlagSource(comp, manifest.flags.values, env=manifest.env) if manifest else None
+    etcd_files: dict[str, EtcdConfigFile] = {}
+    for which, got in snap.etcd_files.items() if comp == "etcd" else ():
+        if isinstance(got, InputError):
+            error = error or str(got)  # etcd does not start without its config file
+        else:
+            etcd_files[which] = got
+    file_src = None
+    if manifest is not None:
+        file_src = _FlagSource(
+            comp, manifest.flags.values, env=manifest.env, etcd_file=etcd_files.get("file")
+        )
     live_src = None
     if proc is not None:
-        live_src = _FlagSource(comp, snap.live_flags(comp).values, env=proc.env)  # type: ignore[union-attr]
+        live_src = _FlagSource(
+            comp,
+            snap.live_flags(comp).values,  # type: ignore[union-attr]
+            env=proc.env,
+            etcd_file=etcd_files.get("live"),
+        )
     return file_src, live_src, error
+
+
+def _etcd_ca_shared(check: Check, snap: NodeSnapshot, sources: list[_FlagSource]) -> str:
+    """Why the CA etcd trusts for clients is not one dedicated to etcd ("" when it may be):
+    it is the very file the API server trusts for every client certificate of the cluster."""
+    if check.component != "etcd" or [t.flag for t in check.audit.tests] != ["--trusted-ca-file"]:
+        return ""
+    apiserver = snap.manifests.get("kube-apiserver")
+    cluster_ca = apiserver.flags.get("--client-ca-file") if apiserver else None
+    for src in sources:
+        if cluster_ca and src.setting("--trusted-ca-file") == cluster_ca:
+            return (
+                f"etcd trusts {cluster_ca}, the API server's --client-ca-file: any client "
+                "certificate of the cluster CA can reach etcd"
+            )
+    return ""
+
+
+def _etcd_without_peers(check: Check, sources: list[_FlagSource]) -> str | None:
+    """Why a peer TLS check does not apply to this etcd (a single member with its peer
+    listener on loopback only, in every source), or None when it does."""
+    if check.component != "etcd" or not all(
+        t.flag.startswith("--peer-") for t in check.audit.tests
+    ):
+        return None
+    reasons = [etcd_without_peers(src.setting) for src in sources]
+    return reasons[0] if reasons and all(reasons) else None
 
 
 def _component_label(check: Check) -> str:
@@ -272,14 +371,21 @@ def _evaluate_flags(check: Check, snap: NodeSnapshot) -> Result:
         disagreement = (
             f"the file says {file_out.value}, the running {comp} still has {live_out.value}"
         )
-    if passed:
+    sources = [s for s in (file_src, live_src) if s is not None]
+    shared_ca = _etcd_ca_shared(check, snap, sources) if passed else ""
+    if passed and not shared_ca:
         reason = (file_out or live_out).value  # type: ignore[union-attr]
         status = Status.PASS
+    elif shared_ca:
+        reason, status = shared_ca, _failing(check)
     else:
         failed = file_out if file_out is not None and not file_out.passed else live_out
         where = "file" if failed is file_out else f"running {comp}"
         reason = f"{where}: {failed.value}"  # type: ignore[union-attr]
         status = _failing(check)
+        no_peers = _etcd_without_peers(check, sources)
+        if no_peers is not None:
+            status, reason = Status.SKIP, no_peers
     return Result(
         check,
         status,
@@ -374,6 +480,10 @@ def _evaluate_encryption(check: Check, snap: NodeSnapshot) -> Result:
 
 def evaluate_check(check: Check, snap: NodeSnapshot) -> Result:
     kind = check.audit.type
+    absent_in_version = not_applicable(check, snap.versions)  # its flag is not in the version
+    if absent_in_version is not None:
+        expected = "; ".join(describe_test(t) for t in check.audit.tests) or "not applicable"
+        return Result(check, Status.SKIP, expected, None, None, absent_in_version)
     if kind == "manual":
         return Result(
             check, Status.WARN, "a human review", None, None, "manual check: review it by hand"
@@ -384,6 +494,10 @@ def evaluate_check(check: Check, snap: NodeSnapshot) -> Result:
         return _evaluate_file(check, snap)
     if kind == "encryption-providers":
         return _evaluate_encryption(check, snap)
+    if kind == "anonymous-auth":  # 1.2.1: the flag, or an AuthenticationConfiguration allow-list
+        from cis_tui.audit.anonymous import evaluate_anonymous_auth
+
+        return evaluate_anonymous_auth(check, snap)
     raise ValueError(f"unknown audit type {kind}")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -26,6 +27,24 @@ MAP_TYPES = {
     "<comma-separated 'key=True|False' pairs>",
     "reserved-memory",
 }
+
+#: kube-apiserver's admission plugin flags. The legacy one (deprecated in 1.10, still accepted)
+#: is the whole list of enabled plugins: every plugin it leaves out is off, the default ones
+#: included, and the API server refuses it next to the other two.
+ENABLE_ADMISSION = "--enable-admission-plugins"
+DISABLE_ADMISSION = "--disable-admission-plugins"
+LEGACY_ADMISSION = "--admission-control"
+
+
+def legacy_admission_test(flag: str, op: str) -> tuple[str, str] | None:
+    """The (flag, op) that judges an admission test on an API server given the legacy
+    --admission-control: a plugin is enabled when listed there, disabled when not."""
+    if flag == ENABLE_ADMISSION and op in {"has", "lacks"}:
+        return LEGACY_ADMISSION, op
+    if flag == DISABLE_ADMISSION and op in {"has", "lacks"}:
+        return LEGACY_ADMISSION, "has" if op == "lacks" else "lacks"
+    return None
+
 
 _DURATION = re.compile(r"^[-+]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
@@ -219,9 +238,14 @@ def validate_value(spec: FlagSpec, value: str) -> str | None:
     return None
 
 
-def parse_args(component: str, argv: list[str] | tuple[str, ...]) -> ParsedArgs:
-    """Parse the arguments after the binary name, like the component's flag library."""
-    table = flag_table(component)
+def parse_args(
+    component: str,
+    argv: list[str] | tuple[str, ...],
+    table: Mapping[str, FlagSpec] | None = None,
+) -> ParsedArgs:
+    """Parse the arguments after the binary name, like the component's flag library
+    (`table`: the flags of one version, see audit.versions; default the v1.35 tables)."""
+    table = flag_table(component) if table is None else table
     values: dict[str, str] = {}
     occurrences: list[Occurrence] = []
     positional: list[str] = []

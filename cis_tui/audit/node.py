@@ -16,9 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cis_tui.audit.effective import (
+    EtcdConfigFile,
+    KubeletConfigView,
+    etcd_config_named,
+)
 from cis_tui.audit.flags import ParsedArgs, parse_args
 from cis_tui.audit.processes import IgnoredProcess, LiveProcess, scan_processes
 from cis_tui.audit.strays import StrayFile, find_strays
+from cis_tui.audit.versions import UNKNOWN, NodeVersions, read_versions
 from cis_tui.audit.yamlcache import YamlLimitError, YamlSyntaxError, load_all_cached
 from cis_tui.layout import STATIC_COMPONENTS, Layout, Settings
 from cis_tui.safeyaml import MAX_BYTES
@@ -78,6 +84,7 @@ class Manifest:
     mounts: tuple[VolumeMount, ...] = ()
     probes: tuple[Probe, ...] = ()
     ports: dict[str, int] = field(default_factory=dict)
+    image: str = ""  # the container's image: its tag is the component's version
 
     @property
     def argv(self) -> tuple[str, ...]:
@@ -241,6 +248,7 @@ def parse_manifest(text: str, path: Path, component: str) -> Manifest:
         mounts=mounts,
         probes=_probes(container),
         ports=ports,
+        image=str(container.get("image") or ""),
     )
 
 
@@ -340,6 +348,11 @@ class NodeSnapshot:
     kubelet_config_error: InputError | None = None
     #: The kubelet config file judged: the one the kubelet's --config names, else the layout's.
     kubelet_config_path: Path | None = None
+    #: The `*.conf` files of the kubelet's --config-dir, in the order the kubelet merges them.
+    kubelet_dropins: tuple[tuple[Path, dict[str, Any]], ...] = ()
+    #: The config file etcd reads instead of its flags ("file": the manifest's, "live": the
+    #: running etcd's), or why it cannot be read; no entry when etcd reads flags.
+    etcd_files: dict[str, EtcdConfigFile | InputError] = field(default_factory=dict)
     kubelet_file_args: tuple[str, ...] = ()
     processes: dict[str, LiveProcess] = field(default_factory=dict)
     #: Processes named like a component that are not it (owner, starter): never judged.
@@ -352,6 +365,8 @@ class NodeSnapshot:
     found: bool = True
     #: Files the kubelet runs from the manifests directory besides the components' own.
     strays: tuple[StrayFile, ...] = ()
+    #: Each component's version (image tags, the running kubelet, the config's [versions]).
+    versions: NodeVersions = UNKNOWN
 
     @property
     def layout(self) -> Layout:
@@ -380,16 +395,35 @@ class NodeSnapshot:
     def kubelet_config_source(self) -> tuple[Path, str | None]:
         """The config file the kubelet reads, and what names it (None: nothing does, the
         layout's default is assumed). The running kubelet's command line comes first."""
+        named = self._kubelet_names("--config")
+        return named if named is not None else (self.layout.kubelet_config, None)
+
+    def kubelet_config_dir_source(self) -> tuple[Path, str] | None:
+        """The drop-in directory the kubelet's --config-dir names, and what names it."""
+        return self._kubelet_names("--config-dir")
+
+    def _kubelet_names(self, flag: str) -> tuple[Path, str] | None:
         lay = self.layout
         for live, named_by in (
-            (True, "the running kubelet's --config"),
-            (False, f"--config in {lay.kubelet_service} or {lay.kubelet_flags_env}"),
+            (True, f"the running kubelet's {flag}"),
+            (False, f"{flag} in {lay.kubelet_service} or {lay.kubelet_flags_env}"),
         ):
             flags = self.kubelet_flags(live)
-            named = flags.get("--config") if flags else None
+            named = flags.get(flag) if flags else None
             if named and named.startswith("/"):
                 return lay.host_path(named), named_by
-        return lay.kubelet_config, None
+        return None
+
+    def kubelet_view(self, live: bool) -> KubeletConfigView:
+        """The config files behind the kubelet's file (or running) command line. A running
+        kubelet without --config reads no config file, whatever lies on disk."""
+        base: dict[str, Any] | None = self.kubelet_config
+        dropins = self.kubelet_dropins
+        flags = self.kubelet_flags(live) if live else None
+        if flags is not None:
+            base = base if flags.get("--config") else None
+            dropins = dropins if flags.get("--config-dir") else ()
+        return KubeletConfigView(base, dropins)
 
     def found_problem(self) -> str | None:
         """One line saying that no Kubernetes node is here, or None when one is."""
@@ -425,6 +459,9 @@ class NodeSnapshot:
             candidates = [self._kubelet_client_ca()]
         elif target == "etcd-data-dir":
             data_dir = self._flag_path("etcd", "--data-dir")
+            etcd_file = self.etcd_files.get("live") or self.etcd_files.get("file")
+            if isinstance(etcd_file, EtcdConfigFile):  # etcd ignores its flags then
+                data_dir = etcd_file.lookup("--data-dir")[0]
             candidates = [lay.host_path(data_dir) if data_dir else lay.etcd_data_dir]
         elif target == "cni-files":
             candidates = [
@@ -510,6 +547,98 @@ def _read_kubelet_config(snap: NodeSnapshot) -> None:
             snap.target_errors["kubelet-config"] = exc
 
 
+#: Bounds on the kubelet's --config-dir walk (a real one holds a handful of files).
+MAX_DROPINS = 256
+MAX_DROPIN_DEPTH = 16
+
+
+def _sorted_entries(directory: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(directory) as entries:
+            return sorted(entries, key=lambda e: e.name)
+    except OSError as exc:
+        problem = f"cannot read kubelet config directory: {exc.strerror}"
+        raise InputError(directory, problem) from None
+
+
+def read_kubelet_dropins(directory: Path) -> tuple[tuple[Path, dict[str, Any]], ...]:
+    """The `*.conf` files of a --config-dir in the kubelet's merge order: a walk in lexical
+    order that enters each subdirectory where its name sorts (Go's filepath.WalkDir)."""
+    found: list[tuple[Path, dict[str, Any]]] = []
+    pending = [iter(_sorted_entries(directory))]
+    while pending:
+        entry = next(pending[-1], None)
+        if entry is None:
+            pending.pop()
+        elif entry.is_dir(follow_symlinks=False):
+            if len(pending) >= MAX_DROPIN_DEPTH:
+                raise InputError(Path(entry.path), "kubelet config directory nested too deep")
+            pending.append(iter(_sorted_entries(Path(entry.path))))
+        elif entry.name.endswith(".conf"):  # the kubelet ignores every other file
+            if len(found) >= MAX_DROPINS:
+                raise InputError(directory, f"more than {MAX_DROPINS} kubelet drop-ins")
+            path = Path(entry.path)
+            doc = load_yaml_document(read_text_file(path, "kubelet drop-in"), path, "drop-in")
+            if not isinstance(doc, dict) or doc.get("kind") != "KubeletConfiguration":
+                raise InputError(path, "kubelet drop-in is not a KubeletConfiguration")
+            found.append((path, doc))
+    return tuple(found)
+
+
+def _read_kubelet_dropins(snap: NodeSnapshot) -> None:
+    """The drop-ins of the directory the kubelet's --config-dir names. The kubelet does not
+    start when that directory or a drop-in in it cannot be read: such a kubelet is ERROR."""
+    named = snap.kubelet_config_dir_source()
+    if named is None:
+        return
+    directory, named_by = named
+    snap.layout.confined(directory)
+    try:
+        if not _present(directory, "kubelet config directory"):
+            raise InputError(
+                directory, f"kubelet config directory not found, although {named_by} names it"
+            )
+        snap.kubelet_dropins = read_kubelet_dropins(directory)
+    except InputError as exc:
+        snap.kubelet_config_error = snap.kubelet_config_error or exc
+
+
+def _read_etcd_file(path: Path, named: str, named_by: str) -> EtcdConfigFile | InputError:
+    try:
+        doc = load_yaml_document(read_text_file(path, "etcd config file"), path, "etcd config")
+    except InputError as exc:
+        return exc
+    if not isinstance(doc, dict):
+        return InputError(path, "etcd config file is not a YAML mapping")
+    return EtcdConfigFile(path, named, named_by, doc)
+
+
+def _read_etcd_files(snap: NodeSnapshot) -> None:
+    """The config file each etcd command line (manifest, running process) makes etcd read."""
+    sources: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
+    manifest = snap.manifests.get("etcd")
+    if manifest is not None:
+        sources["file"] = (manifest.flags.values, manifest.env)
+    proc = snap.processes.get("etcd")
+    live = snap.live_flags("etcd")
+    if proc is not None and live is not None:
+        sources["live"] = (live.values, proc.env)
+    read: dict[Path, EtcdConfigFile | InputError] = {}
+    for which, (flags, env) in sources.items():
+        named = etcd_config_named(flags, env)
+        if named is None:
+            continue
+        text, named_by = named
+        if not text.startswith("/"):
+            problem = f"etcd's {named_by} is a relative path; cis-tui cannot tell what etcd reads"
+            snap.etcd_files[which] = InputError(Path(text), problem)
+            continue
+        path = snap.layout.confined(snap.layout.host_path(text))
+        if path not in read:
+            read[path] = _read_etcd_file(path, text, named_by)
+        snap.etcd_files[which] = read[path]
+
+
 def take_snapshot(settings: Settings, live: bool | None = None) -> NodeSnapshot:
     """Read the node. `live` defaults to True unless the node is a `--root` copy."""
     look_live = (not settings.has_root_override) if live is None else live
@@ -545,6 +674,14 @@ def take_snapshot(settings: Settings, live: bool | None = None) -> NodeSnapshot:
         )
         snap.processes, snap.ignored_processes = scan.live, scan.ignored
     _read_kubelet_config(snap)  # after the processes: the running kubelet's --config counts
+    _read_kubelet_dropins(snap)
+    _read_etcd_files(snap)
+    snap.versions = read_versions(
+        {c: m.image for c, m in snap.manifests.items()},
+        snap.processes.get("kubelet"),
+        settings.versions,
+        snap.manifest_errors,
+    )
     snap.found = bool(snap.processes) or any(
         _present_quietly(p)
         for p in (

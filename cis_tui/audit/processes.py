@@ -29,6 +29,8 @@ class LiveProcess:
     args: tuple[str, ...]
     create_time: float
     env: dict[str, str] = field(default_factory=dict, compare=False)
+    #: The binary as the command line names it (a script after its interpreter).
+    binary: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -224,6 +226,7 @@ def scan_processes(
                     args=args,
                     create_time=proc.create_time(),
                     env=env,
+                    binary=cmdline[index],
                 )
                 current = found.get(component)
                 # A pod being replaced may briefly show two: prefer the newest.

@@ -1,8 +1,15 @@
-"""The check catalog: one YAML data file per benchmark version, loaded into frozen values."""
+"""The check catalog: one YAML data file per benchmark version, loaded into frozen values.
+
+cis-1.12 is written out in full; the other versions are overlays on it (or on each other):
+`base`, then `remove` (ids), `patch` (check id -> field path -> value; a list field takes
+`{add: [...]}` / `{remove: [...]}`) and `add` (whole checks, inserted in id order).
+"""
 
 from __future__ import annotations
 
+import copy
 import functools
+import re
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -10,7 +17,14 @@ from typing import Any
 from cis_tui.audit.yamlcache import YamlSyntaxError, load_all_cached
 from cis_tui.errors import UserError
 
-AUDIT_TYPES = {"file-mode", "file-owner", "flags", "manual", "encryption-providers"}
+AUDIT_TYPES = {
+    "file-mode",
+    "file-owner",
+    "flags",
+    "manual",
+    "encryption-providers",
+    "anonymous-auth",
+}
 TEST_OPS = {"set", "unset", "eq", "noteq", "gte", "has", "lacks", "subset", "loopback"}
 COMPONENTS = {
     "kube-apiserver",
@@ -279,18 +293,103 @@ def _read_data(benchmark: str, raw: bytes) -> dict[str, Any]:
     return dict(_plain(docs[0]))
 
 
-@functools.cache
-def load_catalog(benchmark: str = "cis-1.12") -> Catalog:
-    """Load a benchmark's catalog from the package data (cached)."""
-    resource = resources.files("cis_tui.benchmarks") / f"{benchmark}.yaml"
-    if not resource.is_file():
-        available = sorted(
-            p.name[: -len(".yaml")]
-            for p in resources.files("cis_tui.benchmarks").iterdir()
-            if p.name.endswith(".yaml")
+_PATH_PART = re.compile(r"^([A-Za-z_]+)(?:\[(\d+)\])?$")
+
+
+def _id_key(check_id: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in check_id.split(".") if p.isdigit())
+
+
+def _patch(check: dict[str, Any], path: str, value: Any, where: str) -> None:
+    """Set the field at `path` (`audit.tests[0].value`) of a raw check."""
+    parts = path.split(".")
+    node: Any = check
+    for i, part in enumerate(parts):
+        m = _PATH_PART.match(part)
+        if m is None:
+            raise CatalogError(f"{where}: bad field path {path!r}")
+        key, index = m[1], m[2]
+        last = i == len(parts) - 1
+        if not isinstance(node, dict) or (key not in node and (index is not None or not last)):
+            raise CatalogError(f"{where}: no field {path!r} in the base check")
+        if index is None and last:
+            current = node.get(key)
+            if isinstance(current, list) and isinstance(value, dict) and value:
+                _keys(value, {"add", "remove"}, f"{where} {path}")
+                items = [v for v in current if v not in (value.get("remove") or [])]
+                node[key] = items + [v for v in value.get("add") or [] if v not in items]
+            else:
+                node[key] = copy.deepcopy(value)
+            return
+        node = node[key]
+        if index is not None:
+            if not isinstance(node, list) or int(index) >= len(node):
+                raise CatalogError(f"{where}: no item {index} in {path!r}")
+            if last:
+                node[int(index)] = copy.deepcopy(value)
+                return
+            node = node[int(index)]
+
+
+def _overlay(base: dict[str, Any], overlay: dict[str, Any], name: str) -> dict[str, Any]:
+    """A base catalog's raw data changed by an overlay's `remove`, `patch` and `add`."""
+    _keys(overlay, {"benchmark", "title", "base", "source", "remove", "patch", "add"}, name)
+    checks = [copy.deepcopy(c) for c in base["checks"]]
+    ids = [str(c["id"]) for c in checks]
+    for check_id in overlay.get("remove") or []:
+        if str(check_id) not in ids:
+            raise CatalogError(f"{name}: remove: no check {check_id} in {base['benchmark']}")
+    checks = [
+        c for c in checks if str(c["id"]) not in {str(i) for i in overlay.get("remove") or []}
+    ]
+    by_id = {str(c["id"]): c for c in checks}
+    for check_id, fields in (overlay.get("patch") or {}).items():
+        if str(check_id) not in by_id:
+            raise CatalogError(f"{name}: patch: no check {check_id} in {base['benchmark']}")
+        for path, value in fields.items():
+            _patch(by_id[str(check_id)], str(path), value, f"{name} patch {check_id}")
+    for added in overlay.get("add") or []:
+        check_id = str(added.get("id"))
+        if check_id in by_id:
+            raise CatalogError(f"{name}: add: check {check_id} is already in the base")
+        at = next(
+            (i for i, c in enumerate(checks) if _id_key(str(c["id"])) > _id_key(check_id)),
+            len(checks),
         )
-        raise UserError(f"unknown benchmark {benchmark!r}; available: {', '.join(available)}")
+        checks.insert(at, copy.deepcopy(added))
+        by_id[check_id] = added
+    return {"benchmark": overlay["benchmark"], "title": overlay["title"], "checks": checks}
+
+
+@functools.cache
+def _raw_catalog(benchmark: str, chain: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A benchmark's raw data with its overlays applied (cached)."""
+    resource = resources.files("cis_tui.benchmarks") / f"{benchmark}.yaml"
+    if not benchmark.startswith("cis-") or not resource.is_file():
+        from cis_tui.benchmarks.selection import shipped_benchmarks
+
+        available = ", ".join(shipped_benchmarks())
+        raise UserError(f"unknown benchmark {benchmark!r}; available: {available}")
     data = _read_data(benchmark, resource.read_bytes())
+    if data.get("benchmark") != benchmark:
+        raise CatalogError(f"{benchmark}.yaml: says it is {data.get('benchmark')!r}")
+    if "base" not in data:
+        return data
+    base = str(data["base"])
+    if base in (*chain, benchmark):
+        raise CatalogError(f"{benchmark}.yaml: overlays loop through {base}")
+    return _overlay(_raw_catalog(base, (*chain, benchmark)), data, f"{benchmark}.yaml")
+
+
+@functools.cache
+def load_catalog(benchmark: str | None = None) -> Catalog:
+    """Load a benchmark's catalog from the package data (cached). None: the default,
+    cis-1.12, for callers that do not choose from the node (see benchmarks.selection)."""
+    if benchmark is None:
+        from cis_tui.benchmarks.selection import DEFAULT_BENCHMARK
+
+        benchmark = DEFAULT_BENCHMARK
+    data = _raw_catalog(benchmark)
     checks = tuple(_check(c) for c in data["checks"])
     ids = [c.id for c in checks]
     if len(set(ids)) != len(ids):

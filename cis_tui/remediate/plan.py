@@ -13,7 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from cis_tui.audit.evaluate import Status, evaluate
+from cis_tui.audit.effective import etcd_config_named
+from cis_tui.audit.evaluate import Result, Status, evaluate
 from cis_tui.audit.flags import parse_args
 from cis_tui.audit.node import (
     InputError,
@@ -28,6 +29,15 @@ from cis_tui.layout import STATIC_COMPONENTS
 from cis_tui.remediate.edits import EditError, KubeletConfig, PodManifest, unified_diff
 from cis_tui.remediate.params import ParamValues, fill, layout_values, resolve_params
 from cis_tui.remediate.recipes import RECIPES, CompanionFile, RecipeContext, RecipeError
+from cis_tui.remediate.versioned import (
+    admission_list,
+    cluster_ca,
+    companion_problems,
+    config_problems,
+    known_defaults,
+    legacy_note,
+    manifest_problems,
+)
 
 #: Transaction order (DESIGN section 6): modes/owners, etcd, apiserver, kcm, scheduler, kubelet.
 FILE_ORDER = ("attributes", *STATIC_COMPONENTS, "kubelet")
@@ -120,6 +130,8 @@ class Plan:
     params: ParamValues
     files: tuple[FilePlan, ...]
     skipped: tuple[Skipped, ...] = ()
+    #: Manual checks that fail and have a fix, left out of an all-failing selection.
+    manual_left_out: tuple[str, ...] = ()
 
     @property
     def restarts(self) -> tuple[str, ...]:
@@ -248,11 +260,13 @@ class _Planner:
 
     def add(self, check: Check) -> None:
         """Plan one check's edits; all or nothing."""
-        params = resolve_params(check, self.params.get(check.id, {}), self.layout)
+        given = self.params.get(check.id, {})
+        params = self._node_defaults(check, resolve_params(check, given, self.layout), given)
         values = {**layout_values(self.layout), **params}
         stage = _Stage()
         for edit in check.remediation.edits:
             self._apply(check, edit, stage, params, values)
+        self._check_versions(check, stage)
         for key in stage.touched:
             draft = self._draft(key)
             if key in stage.editors:
@@ -266,6 +280,65 @@ class _Planner:
             draft.checks.append(check.id)
             draft.risks.extend(r for r in check.remediation.risks if r not in draft.risks)
 
+    def _node_defaults(
+        self, check: Check, params: dict[str, str], given: Mapping[str, str]
+    ) -> dict[str, str]:
+        """Defaults made for this node: cipher names the version knows, and the cluster CA
+        the manifest already names where the layout's `{pki}/ca.crt` does not exist."""
+        params = known_defaults(check, params, given, self.snap.versions.of(check.component))
+        for param in check.remediation.params:
+            if param.name in given or param.default != "{pki}/ca.crt":
+                continue
+            if self.layout.host_path(params[param.name]).exists():
+                continue
+            named = cluster_ca(self.snap.manifests.get(check.component))
+            named = named or cluster_ca(self.snap.manifests.get("kube-apiserver"))
+            if named:
+                params[param.name] = named
+        return params
+
+    def _file_problem(self, pod: PodManifest, flag: str, path: str, known: set[str]) -> str | None:
+        """Why a file a new flag names cannot be opened by the component (None: it can).
+        `known`: paths the fix creates, or that the manifest already names (so the pod opens
+        them today, even in a copied tree that lacks them)."""
+        where = posixpath.dirname(path) if flag == "--audit-log-path" else path
+        if path in known or where in known:
+            return None if pod.has_mount_for(where) else "not mounted into the pod"
+        if not self.layout.host_path(where).exists():
+            return "no such file on this node (give its path with --param)"
+        if not pod.has_mount_for(where):
+            return "not mounted into the pod"
+        return None
+
+    def _check_versions(self, check: Check, stage: _Stage) -> None:
+        """Refuse a check whose edits add what the component's version does not have, or
+        name a file the node does not have (RecipeError naming the version or the file)."""
+        problems: list[str] = []
+        for key, editor in stage.editors.items():
+            version = self.snap.versions.of(key)
+            if isinstance(editor, PodManifest):
+                draft = self._draft(key)
+                assert draft.text is not None
+                before = PodManifest(draft.text, key).flags()
+                known = {c.node_path for c in stage.companions.get(key, [])}
+                known |= set(before.values.values())
+                problems += manifest_problems(
+                    key,
+                    version,
+                    before,
+                    editor.flags(),
+                    lambda flag, path, pod=editor, known=known: self._file_problem(
+                        pod, flag, path, known
+                    ),
+                )
+            else:
+                keys = [e.key or "" for e in check.remediation.edits if e.op == "set-config"]
+                problems += config_problems(version, keys)
+        for key, made_files in stage.companions.items():
+            problems += companion_problems(key, self.snap.versions.of(key), made_files)
+        if problems:
+            raise RecipeError(problems[0])
+
     def _apply(
         self, check: Check, edit: Edit, stage: _Stage, params: dict[str, str], values: dict
     ) -> None:
@@ -275,6 +348,8 @@ class _Planner:
         if edit.op == "set-config":
             self._kubelet_edit(check, edit, stage, values)
             return
+        if check.component == "etcd":
+            self._refuse_ignored_etcd_flags()
         pod = self._editor(stage, check.component)
         assert isinstance(pod, PodManifest)
         flag = edit.flag or ""
@@ -284,9 +359,12 @@ class _Planner:
         elif edit.op == "remove-flag":
             pod.remove_flag(flag)
         elif edit.op == "add-list-item":
-            pod.add_list_item(flag, str(_typed(edit.item, values, check)))
+            item = str(_typed(edit.item, values, check))
+            if (where := admission_list(pod, flag)) != flag:
+                pod.notes.append(legacy_note(item))
+            pod.add_list_item(where, item)
         elif edit.op == "remove-list-item":
-            pod.remove_list_item(flag, str(_typed(edit.item, values, check)))
+            pod.remove_list_item(admission_list(pod, flag), str(_typed(edit.item, values, check)))
         elif edit.op == "set-map-item":
             pod.set_map_item(flag, edit.key or "", str(_typed(edit.value, values, check)))
         elif edit.op == "recipe":
@@ -295,7 +373,8 @@ class _Planner:
                 check.component, set()
             )
             if name not in done:
-                made = RECIPES[name](pod, RecipeContext(self.layout, params))
+                version = self.snap.versions.of(check.component)
+                made = RECIPES[name](pod, RecipeContext(self.layout, params, version))
                 stage.companions.setdefault(check.component, []).extend(made)
                 stage.recipes.setdefault(check.component, set()).add(name)
 
@@ -311,9 +390,25 @@ class _Planner:
                     f"or {self.layout.kubelet_service}), which overrides the config file; "
                     "change it there"
                 )
+        dropin = self.snap.kubelet_view(live=False).dropin_setting(key)
+        if dropin is not None:  # merged over the config file, so it wins
+            raise RecipeError(
+                f"the kubelet drop-in {dropin} sets {key}, which overrides the config file; "
+                "change it there"
+            )
         config = self._editor(stage, "kubelet")
         assert isinstance(config, KubeletConfig)
         config.set(key, _typed(edit.value, values, check))
+
+    def _refuse_ignored_etcd_flags(self) -> None:
+        """etcd given a config file ignores its flags: a flag edit would change nothing. That
+        file is not one the engine can back up and restore, so nothing is planned."""
+        manifest = self.snap.manifests.get("etcd")
+        named = etcd_config_named(manifest.flags.values, manifest.env) if manifest else None
+        if named is not None:
+            raise RecipeError(
+                f"etcd reads {named[0]} ({named[1]}) and ignores flags; edit that file"
+            )
 
     def _attributes(self, edit: Edit, stage: _Stage) -> None:
         target = edit.target or ""
@@ -410,10 +505,22 @@ def _names_file(flag: str) -> bool:
         "--authentication-kubeconfig",
         "--authorization-kubeconfig",
         "--encryption-provider-config",
+        "--authentication-config",
         "--audit-log-path",
         "--kubelet-certificate-authority",
         "--client-ca-file",
     }
+
+
+def all_failing(results: Iterable[Result], include_manual: bool = False) -> list[str]:
+    """What `--all-failing` selects: every scored check that FAILs; manual checks (WARN, such
+    as 1.2.1) are a human's decision and join only with `include_manual`."""
+    return [
+        r.id
+        for r in results
+        if (r.status is Status.FAIL and r.check.scored)
+        or (include_manual and r.status is Status.WARN)
+    ]
 
 
 def build_plan(
@@ -421,14 +528,26 @@ def build_plan(
     snap: NodeSnapshot,
     ids: Iterable[str] | None,
     params: ParamValues | None = None,
+    *,
+    include_manual: bool = False,
 ) -> Plan:
-    """A plan fixing the given checks (every failing one when ids is None)."""
+    """A plan fixing the named checks (any kind, manual included), or with ids None the
+    `all_failing` selection: scored FAIL checks, plus manual WARN ones with include_manual."""
     params = params or {}
     results = {r.id: r for r in evaluate(catalog, snap)}
     wanted = (
         [catalog.get(i).id for i in ids]
         if ids is not None
-        else [r.id for r in results.values() if r.status in {Status.FAIL, Status.WARN}]
+        else all_failing(results.values(), include_manual)
+    )
+    left_out = (
+        ()
+        if ids is not None or include_manual
+        else tuple(
+            r.id
+            for r in results.values()
+            if r.status is Status.WARN and r.check.remediation.available
+        )
     )
     planner = _Planner(snap, params)
     skipped: list[Skipped] = []
@@ -465,6 +584,7 @@ def build_plan(
         params={k: dict(v) for k, v in params.items() if k in fixed},
         files=tuple(planner.files()),
         skipped=tuple(skipped),
+        manual_left_out=left_out,
     )
 
 

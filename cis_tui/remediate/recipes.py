@@ -13,6 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from cis_tui.audit.anonymous import ALLOWED_PATHS
+from cis_tui.audit.flags import split_map
+from cis_tui.audit.node import parse_manifest
+from cis_tui.audit.versions import Version
 from cis_tui.layout import Layout
 from cis_tui.remediate.edits import PodManifest, VolumeNameTaken
 
@@ -41,6 +45,8 @@ class RecipeError(Exception):
 class RecipeContext:
     layout: Layout
     params: dict[str, str]
+    #: The component's version (its image tag), None when unknown.
+    version: Version | None = None
 
 
 DEFAULT_AUDIT_POLICY = """\
@@ -225,9 +231,115 @@ def event_rate_limit(pod: PodManifest, ctx: RecipeContext) -> list[CompanionFile
             raise RecipeError(f"{host} already exists; merge EventRateLimit into it by hand")
         companions.append(CompanionFile(host, path, text.encode(), 0o600, what))
     pod.set_flag("--admission-control-config-file", node_path)
-    pod.add_list_item("--enable-admission-plugins", "EventRateLimit")
+    from cis_tui.remediate.versioned import admission_list  # the legacy list, if used
+
+    pod.add_list_item(admission_list(pod, "--enable-admission-plugins"), "EventRateLimit")
     _mount(pod, "admission-config", posixpath.dirname(node_path), "DirectoryOrCreate", True)
     return companions
+
+
+def _authentication_config(api_version: str) -> str:
+    conditions = "".join(f"  - path: {path}\n" for path in ALLOWED_PATHS)
+    return f"""\
+# Anonymous requests allowed only where kubeadm needs them, written by cis-tui (CIS 1.2.1):
+# the kubelet's liveness, readiness and startup probes of the API server are anonymous, and
+# `kubeadm join` token discovery reads the cluster-info ConfigMap before it has credentials.
+# Every other anonymous request gets 401. The API server reads this section only at start,
+# and refuses to start if --anonymous-auth is set as well.
+apiVersion: {api_version}
+kind: AuthenticationConfiguration
+anonymous:
+  enabled: true
+  conditions:
+{conditions}"""
+
+
+def authentication_config_api(version: Version | None) -> str | None:
+    """The AuthenticationConfiguration apiVersion whose `anonymous` section the API server
+    reads without extra feature gates: GA v1 from 1.34, v1beta1 (gate beta, on) in 1.32-1.33."""
+    if version is None or version < Version(1, 32):
+        return None
+    if version >= Version(1, 34):
+        return "apiserver.config.k8s.io/v1"
+    return "apiserver.config.k8s.io/v1beta1"
+
+
+def _anonymous_probes(pod: PodManifest) -> list[str]:
+    """The pod's httpGet probes that the kubelet sends without credentials."""
+    manifest = parse_manifest(pod.text, Path("kube-apiserver.yaml"), pod.component)
+    return [
+        f"{p.kind} {p.path}"
+        for p in manifest.probes
+        if not any(name.lower() == "authorization" for name, _ in p.headers)
+    ]
+
+
+def anonymous_auth_config(pod: PodManifest, ctx: RecipeContext) -> list[CompanionFile]:
+    """CIS 1.2.1 without breaking kubeadm: anonymous requests only to the probes' paths and
+    cluster-info (1.32+); older versions only get --anonymous-auth=false when no probe is
+    anonymous, since the kubelet would otherwise restart the API server in a loop."""
+    flags = pod.flags()
+    version = ctx.version
+    api_version = authentication_config_api(version)
+    if api_version is None:
+        if version is None:
+            raise RecipeError(
+                "the API server's version is unknown (no version in its image tag): an "
+                "AuthenticationConfiguration allow-list needs v1.32 or later and "
+                "--anonymous-auth=false alone breaks kubeadm's anonymous probes; set "
+                "[versions] kube-apiserver in the config file"
+            )
+        anonymous = _anonymous_probes(pod)
+        if anonymous:
+            raise RecipeError(
+                f"kube-apiserver {version} cannot allow anonymous requests to chosen paths only "
+                "(that needs v1.32), and with --anonymous-auth=false its anonymous "
+                f"{', '.join(anonymous)} probes would get 401 and the kubelet would restart it "
+                "in a loop (kubeadm#798): not planned. Upgrade to v1.32 or later, or make the "
+                "probes authenticate first"
+            )
+        pod.set_flag("--anonymous-auth", "false")
+        pod.notes.append(
+            f"kube-apiserver {version}: no probe is anonymous, so --anonymous-auth=false is set; "
+            "kubeadm join token discovery (anonymous cluster-info) stops working"
+        )
+        return []
+    if flags.get("--authentication-config"):
+        raise RecipeError(
+            f"the API server already reads {flags.get('--authentication-config')} "
+            "(--authentication-config); add an anonymous section allowing only "
+            f"{', '.join(ALLOWED_PATHS)} to it by hand and remove --anonymous-auth"
+        )
+    oidc = sorted(f for f in flags.values if f.startswith("--oidc-"))
+    if oidc:
+        raise RecipeError(
+            f"the API server refuses --authentication-config next to {', '.join(oidc)}; move "
+            "the OIDC settings into a jwt section of an AuthenticationConfiguration by hand"
+        )
+    gates = split_map(flags.get("--feature-gates") or "")
+    for gate in ("StructuredAuthenticationConfiguration", "AnonymousAuthConfigurableEndpoints"):
+        if gates.get(gate, "").lower() == "false":
+            raise RecipeError(f"--feature-gates turns {gate} off; the allow-list needs it")
+    layout = ctx.layout
+    node_dir = posixpath.dirname(layout.node_path(layout.audit_policy_file))
+    node_path = posixpath.join(node_dir, "authentication-config.yaml")
+    host = layout.host_path(node_path)
+    if host.exists():
+        raise RecipeError(
+            f"{host} already exists but the API server does not use it; review it and set "
+            "--authentication-config by hand"
+        )
+    text = _authentication_config(api_version)
+    pod.set_flag("--authentication-config", node_path)
+    if flags.get("--anonymous-auth") is not None:
+        pod.remove_flag("--anonymous-auth")
+    _mount(pod, "authentication-config", node_path, "File", read_only=True)
+    pod.notes.append(
+        f"kube-apiserver {version}: AuthenticationConfiguration {api_version}; anonymous "
+        f"requests only to {', '.join(ALLOWED_PATHS)}"
+    )
+    what = "AuthenticationConfiguration (anonymous only for health checks and cluster-info)"
+    return [CompanionFile(host, node_path, text.encode(), 0o600, what)]
 
 
 Recipe = Callable[[PodManifest, RecipeContext], list[CompanionFile]]
@@ -237,4 +349,5 @@ RECIPES: dict[str, Recipe] = {
     "audit-log-path": audit_log_path,
     "encryption-provider-config": encryption_provider_config,
     "event-rate-limit": event_rate_limit,
+    "anonymous-auth-config": anonymous_auth_config,
 }

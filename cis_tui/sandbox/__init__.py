@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-SCENARIOS: tuple[str, ...] = ("default", "hardened", "insecure", "stray-backup")
+SCENARIOS: tuple[str, ...] = ("default", "hardened", "insecure", "stray-backup", "v1.29", "v1.35")
 
 if TYPE_CHECKING:
     from cis_tui.sandbox.harness import SandboxRun

@@ -131,6 +131,7 @@ class Agent:
                 "CIS_TUI_SANDBOX_POD": spec.name,
                 "CIS_TUI_SANDBOX_MANIFEST": str(spec.file),
                 "CIS_TUI_SANDBOX_MOUNTS": spec.mounts_json(),
+                "CIS_TUI_SANDBOX_IMAGE": spec.image,
             }
             script = str(self.paths.standin(binary))
             return Launch(spec.name, (script, *spec.argv[1:]), env=env, **common)

@@ -62,13 +62,20 @@ def etcd_version(binary: str) -> tuple[int, int, int] | None:
     return (int(m[1]), int(m[2]), int(m[3])) if m else None
 
 
-def _standin_script(binary: str) -> str:
+def _standin_script(binary: str, version: str | None = None) -> str:
+    """The stand-in binary; the kubelet's names the version it plays (a static pod's stand-in
+    plays the version of its pod's image tag)."""
+    call = (
+        f"main({binary!r}, sys.argv[1:], version={version!r})"
+        if version
+        else (f"main({binary!r}, sys.argv[1:])")
+    )
     return (
         f"#!{sys.executable}\n"
         f"# cis-tui sandbox stand-in for {binary}; see cis_tui/sandbox/standin/.\n"
         "import sys\n\n"
         "from cis_tui.sandbox.standin import main\n\n"
-        f"sys.exit(main({binary!r}, sys.argv[1:]))\n"
+        f"sys.exit({call})\n"
     )
 
 
@@ -225,7 +232,9 @@ def create_sandbox(
     paths = SandboxPaths(_check_directory(directory))
     ports = free_ports(_PORT_NAMES)
 
-    draft = NodeDraft(paths=paths, ports=ports)
+    draft = NodeDraft(
+        paths=paths, ports=ports, etcd_real=binary is not None and version is not None
+    )
     host = paths.host
     for d, mode in (
         (paths.etc_kubernetes, 0o755),
@@ -275,10 +284,10 @@ def create_sandbox(
         0o644,
     )
     draft.files[host("/run/systemd/resolve/resolv.conf")] = ("nameserver 127.0.0.53\n", 0o644)
-    for binary_name in STANDIN_BINARIES:
-        draft.files[paths.standin(binary_name)] = (_standin_script(binary_name), 0o755)
-
     SCENARIO_FUNCS[scenario](draft)
+    for binary_name in STANDIN_BINARIES:
+        played = draft.kubernetes if binary_name == "kubelet" else None
+        draft.files[paths.standin(binary_name)] = (_standin_script(binary_name, played), 0o755)
 
     for d, mode in draft.dirs.items():
         d.mkdir(parents=True, exist_ok=True)

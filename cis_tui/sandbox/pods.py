@@ -85,6 +85,8 @@ class PodSpec:
     grace_seconds: float | None
     uid: str
     warnings: tuple[str, ...] = field(default=())
+    #: The container's image: a stand-in plays the version in its tag.
+    image: str = ""
 
     @property
     def key(self) -> str:
@@ -235,6 +237,7 @@ def pod_from_data(data: Any, file: Path) -> PodSpec:
         grace_seconds=float(grace) if isinstance(grace, (int, float)) else None,
         uid=uid,
         warnings=tuple(warnings),
+        image=str(c.get("image") or ""),
     )
 
 

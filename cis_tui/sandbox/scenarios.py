@@ -7,12 +7,18 @@
 - `insecure`: an administrator's worst day: anonymous and AlwaysAllow everywhere, loose modes.
 - `stray-backup`: `cp kube-apiserver.yaml kube-apiserver.yaml.bak` left in the manifests dir
   before an edit; like on a real kubelet, the backup's spec is what runs (kubeadm#2823).
+- `v1.29`: a fresh kubeadm v1.29 node (CIS 1.11): its images, etcd 3.5, the kubelet's
+  kubeadm-flags as kubeadm 1.29 wrote them; the stand-ins refuse flags 1.29 does not have.
+- `v1.35`: a fresh kubeadm v1.35 node (CIS 2.0), pinned (`default` follows the templates).
+
+Every stand-in plays the version of its image tag (the kubelet the one its script names).
 """
 
 from __future__ import annotations
 
 import base64
 import os
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +42,10 @@ class NodeDraft:
     dirs: dict[Path, int] = field(default_factory=dict)
     #: chown when running as root and the account exists: path -> "user:group".
     owners: dict[Path, str] = field(default_factory=dict)
+    #: The Kubernetes version the node runs: its images' tags and the kubelet's.
+    kubernetes: str = "v1.35.0"
+    #: Whether etcd is the installed binary (its manifest then matches that binary's version).
+    etcd_real: bool = False
 
     def text(self, path: Path) -> str:
         return self.files[path][0]
@@ -270,11 +280,55 @@ def stray_backup(draft: NodeDraft) -> None:
     draft.files[path.with_name("kube-apiserver.yaml.bak")] = (original, 0o600)
 
 
+#: The etcd kubeadm pins for each Kubernetes minor the scenarios use (kubeadm's constants).
+KUBEADM_ETCD = {"1.29": (3, 5, 12), "1.35": (3, 6, 6)}
+
+
+def kubernetes_version(draft: NodeDraft, version: str) -> None:
+    """Make the node a kubeadm node of `version`: the control-plane images' tags, kubeadm's
+    etcd for that release (unless the installed etcd runs), the kubelet's version."""
+    from cis_tui.sandbox.create import adapt_etcd  # create imports this module
+
+    template = "v1.35.0"
+    for comp in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+        draft.edit(
+            draft.manifest(comp), lambda t, c=comp: t.replace(f"{c}:{template}", f"{c}:{version}")
+        )
+    minor = ".".join(version.lstrip("v").split(".")[:2])
+    if not draft.etcd_real and minor in KUBEADM_ETCD:
+        draft.edit(draft.manifest("etcd"), lambda t: adapt_etcd(t, KUBEADM_ETCD[minor]))
+        etcd = "{}.{}.{}".format(*KUBEADM_ETCD[minor])
+        draft.edit(draft.manifest("etcd"), lambda t: re.sub(r"etcd:[0-9.]+-0", f"etcd:{etcd}-0", t))
+    draft.kubernetes = version
+
+
+def v1_29(draft: NodeDraft) -> None:
+    """A fresh kubeadm v1.29 node (kube-bench maps 1.29 to CIS 1.11)."""
+    kubernetes_version(draft, "v1.29.4")
+    # kubeadm 1.29 still passed the pause image to the kubelet (a flag v1.35 removed), and
+    # its kubelet config had no crashLoopBackOff section (1.32+).
+    draft.edit(
+        draft.paths.kubelet_flags_env,
+        lambda t: t.replace(
+            'KUBELET_KUBEADM_ARGS="',
+            'KUBELET_KUBEADM_ARGS="--pod-infra-container-image=registry.k8s.io/pause:3.9 ',
+        ),
+    )
+    draft.edit(draft.paths.kubelet_config, lambda t: t.replace("crashLoopBackOff: {}\n", ""))
+
+
+def v1_35(draft: NodeDraft) -> None:
+    """A fresh kubeadm v1.35 node (kube-bench maps 1.35 to CIS 2.0)."""
+    kubernetes_version(draft, "v1.35.0")
+
+
 SCENARIO_FUNCS: dict[str, Callable[[NodeDraft], None]] = {
     "default": default,
     "hardened": hardened,
     "insecure": insecure,
     "stray-backup": stray_backup,
+    "v1.29": v1_29,
+    "v1.35": v1_35,
 }
 
 

@@ -27,6 +27,7 @@ from textual.screen import Screen
 from cis_tui.audit.evaluate import Result, evaluate
 from cis_tui.audit.node import take_snapshot
 from cis_tui.audit.strays import StrayFile
+from cis_tui.audit.versions import NodeVersions
 from cis_tui.benchmarks.catalog import Catalog
 from cis_tui.engine.backups import Backup
 from cis_tui.engine.events import Kind, Outcome
@@ -124,6 +125,8 @@ class CisTuiApp(App[int]):
         self.live = first_scan.live if first_scan else True
         #: Files the kubelet runs from the manifests directory besides the components' own.
         self.strays: tuple[StrayFile, ...] = first_scan.strays if first_scan else ()
+        #: The node's versions as the last scan read them (shown in the header).
+        self.versions: NodeVersions | None = first_scan.versions if first_scan else None
         self.exit_code = 0
         #: Given the first scan, the checks screen shows it in its first frame.
         self.checks_screen = ChecksScreen(first_scan)
@@ -176,9 +179,14 @@ class CisTuiApp(App[int]):
     def get_default_screen(self) -> Screen[None]:
         return self.checks_screen
 
-    def on_mount(self) -> None:
-        where = f"{self.catalog.benchmark} · {self.node_label}"
+    def _show_where(self) -> None:
+        """The header: benchmark, the node's Kubernetes version, and which node."""
+        version = f"{self.versions.label} · " if self.versions is not None else ""
+        where = f"{self.catalog.benchmark} · {version}{self.node_label}"
         self.sub_title = f"read-only · {where}" if self.read_only else where
+
+    def on_mount(self) -> None:
+        self._show_where()
         if self.handle_signals:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGHUP):
@@ -269,12 +277,15 @@ class CisTuiApp(App[int]):
         except Exception as exc:  # an unreadable node is shown, not a traceback
             self.post_message(ScanFailed(f"{type(exc).__name__}: {exc}"))
             return
-        self.post_message(ScanDone(results, snap.live, snap.strays))
+        self.post_message(ScanDone(results, snap.live, snap.strays, snap.versions))
 
     def on_scan_done(self, message: ScanDone) -> None:
         self.results = list(message.results)
         self.live = message.live
         self.strays = message.strays
+        if message.versions is not None and message.versions != self.versions:
+            self.versions = message.versions
+            self._show_where()
         self.checks_screen.show_results(message.results, message.live, message.strays)
         if self._apply_screen_open():
             self.apply_screen.show_statuses(message.results, self._job_checks)
@@ -286,7 +297,13 @@ class CisTuiApp(App[int]):
         """The scan the checks screen shows, as `cis-tui scan` renders one."""
         from cis_tui.report import Scan
 
-        return Scan(tuple(self.results), self.settings, self.live, strays=self.strays)
+        return Scan(
+            tuple(self.results),
+            self.settings,
+            self.live,
+            strays=self.strays,
+            versions=self.versions,
+        )
 
     # -- navigation ------------------------------------------------------------------------
     def open_plan(self, check_ids: Sequence[str]) -> None:
@@ -514,7 +531,7 @@ def _recovery_screen(
 def scan_node(settings: Settings, catalog: Catalog) -> ScanDone:
     """The first scan, done before the terminal is taken over (it takes milliseconds)."""
     snap = take_snapshot(settings)
-    return ScanDone(evaluate(catalog, snap), snap.live, snap.strays)
+    return ScanDone(evaluate(catalog, snap), snap.live, snap.strays, snap.versions)
 
 
 def run_tui(

@@ -8,6 +8,7 @@ from textual.message import Message
 
 from cis_tui.audit.evaluate import Result
 from cis_tui.audit.strays import StrayFile
+from cis_tui.audit.versions import NodeVersions
 from cis_tui.engine.events import Event
 
 
@@ -15,12 +16,17 @@ class ScanDone(Message):
     """A scan of the node finished."""
 
     def __init__(
-        self, results: Sequence[Result], live: bool, strays: Sequence[StrayFile] = ()
+        self,
+        results: Sequence[Result],
+        live: bool,
+        strays: Sequence[StrayFile] = (),
+        versions: NodeVersions | None = None,
     ) -> None:
         super().__init__()
         self.results = tuple(results)
         self.live = live
         self.strays = tuple(strays)
+        self.versions = versions
 
 
 class ScanFailed(Message):

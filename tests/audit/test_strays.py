@@ -69,7 +69,7 @@ def test_scan_reports_a_stray_copy_in_json_junit_and_the_table(capsys, kubeadm_n
     assert finding["path"] == str(stray) and finding["kind"] == "second-pod"
     assert finding["component"] == "kube-scheduler" and "mv " in finding["remedy"]
     code, out, _ = run_cli(capsys, "--root", root, "scan", "--format", "junit")
-    assert 'classname="cis-1.12.manifests-dir"' in out and "kube-scheduler.yaml.orig" in out
+    assert 'classname="cis-2.0.manifests-dir"' in out and "kube-scheduler.yaml.orig" in out
     code, out, _ = run_cli(capsys, "--root", root, "scan")
     assert "FINDING" in out and "second kube-scheduler pod" in out
 

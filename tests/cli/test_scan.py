@@ -18,7 +18,9 @@ def statuses(doc: dict) -> dict[str, str]:
 
 def test_json_shape_is_the_documented_api(capsys, kubeadm_node):
     doc = scan_json(capsys, kubeadm_node)
-    assert doc["benchmark"] == "cis-1.12"
+    assert doc["benchmark"] == "cis-2.0"  # kubeadm v1.35: kube-bench's mapping
+    assert doc["benchmark_chosen_by"].startswith("Kubernetes v1.35.0")
+    assert doc["node"]["versions"]["kubernetes"] == "v1.35.0"
     assert doc["node"]["root"] == str(kubeadm_node.resolve())
     assert doc["node"]["live_processes"] is False
     assert set(doc["summary"]) == {"PASS", "FAIL", "WARN", "SKIP", "ERROR"}
@@ -53,13 +55,16 @@ def test_unknown_check_id_is_a_usage_error(capsys, kubeadm_node):
     code, out, err = run_cli(capsys, "--root", str(kubeadm_node), "scan", "--check", "9.9.9")
     assert code == 2
     assert out == ""
-    assert err.strip() == "cis-tui: error: unknown check id '9.9.9' in cis-1.12"
+    assert err.strip() == "cis-tui: error: unknown check id '9.9.9' in cis-2.0"
 
 
 def test_table_output(capsys, kubeadm_node):
     code, out, _ = run_cli(capsys, "--root", str(kubeadm_node), "scan")
     assert code == 1
-    lines = out.splitlines()
+    head, _, table = out.partition("\n\n")  # the node's versions and the benchmark, then the table
+    assert head.splitlines()[0].startswith("Kubernetes v1.35.0 (etcd 3.6.6-0, apiserver v1.35.0")
+    assert head.splitlines()[1].startswith("cis-2.0: Kubernetes v1.35.0")
+    lines = table.splitlines()
     assert lines[0].split()[:3] == ["STATUS", "ID", "COMPONENT"]
     assert lines[1].startswith("FAIL")  # failing first
     assert "12 FAIL" in lines[-1] and "(92 checks)" in lines[-1]

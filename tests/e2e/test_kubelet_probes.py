@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from cis_tui.benchmarks.catalog import load_catalog
-from cis_tui.engine.events import Event, Kind, Outcome, Step
+from cis_tui.engine.events import Event, Kind, Outcome, Step, format_event
 from cis_tui.engine.transaction import Engine
 from cis_tui.layout import load_settings
 from cis_tui.remediate.plan import FilePlan, Plan
@@ -41,26 +39,27 @@ def configure(run: SandboxRun, health: str) -> Path:
     return config
 
 
-def test_apply_anonymous_auth_false_alone_is_rolled_back(sandbox_node: SandboxRun) -> None:
-    """`apply 1.2.1 --yes` on kubeadm's defaults: every anonymous probe of the API server now
-    gets 401, so the kubelet would restart it in a loop (kubeadm#798). Before: the gate retried
-    with the client certificate that the sandbox's config names, passed, and committed."""
+def test_anonymous_auth_false_alone_is_rolled_back(sandbox_node: SandboxRun) -> None:
+    """A bare `--anonymous-auth=false` on kubeadm's defaults (what `apply 1.2.1` planned before
+    it offered the AuthenticationConfiguration allow-list, tests/e2e/test_authn_config.py):
+    every anonymous probe of the API server now gets 401, so the kubelet would restart it in a
+    loop (kubeadm#798). Before: the gate retried with the client certificate that the sandbox's
+    config names, passed, and committed."""
     run = sandbox_node
     config = configure(run, "\n[health]\nstable_seconds = 1.0\n" + TIMEOUTS)
     settings = load_settings(config=config)
     assert settings.health.client_cert is not None and settings.health.client_cert.is_file()
     manifest = settings.layout.manifest("kube-apiserver")
     original = manifest.read_bytes()
+    old = original.decode()
+    new = mf.set_flag(old, "--anonymous-auth", "false")
+    plan = Plan("cis-1.12", (), {}, (FilePlan("manifest", "kube-apiserver", manifest, old, new, ("1.2.1",)),))  # fmt: skip
+    events: list[Event] = []
     started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "cis_tui", "--config", str(config), "apply", "1.2.1", "--yes"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = asyncio.run(Engine(settings, CATALOG, events.append).apply(plan))
     took = time.monotonic() - started
-    assert done.returncode == 1, done.stdout + done.stderr
-    out = done.stdout
+    assert result.exit_code == 1, [f.message for f in result.files]
+    out = "\n".join(line for line in map(format_event, events) if line is not None)
     assert re.search(r"answered 401 to an anonymous request \d+ times in a row over", out), out
     assert "kubeadm#798" in out and "ROLLED-BACK" in out
     assert manifest.read_bytes() == original

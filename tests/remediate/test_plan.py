@@ -60,7 +60,8 @@ def test_each_fix_applied_and_rescanned_passes(kubeadm_node, check_id):
 
 def test_all_failing_at_once_one_write_per_file(kubeadm_node):
     settings = load_settings(root=kubeadm_node)
-    plan = build_plan(CATALOG, take_snapshot(settings), None, {})
+    # Manual checks too (4.2.13 is the kubelet config's), as --all-failing --include-manual.
+    plan = build_plan(CATALOG, take_snapshot(settings), None, {}, include_manual=True)
     kinds = [(f.kind, f.component) for f in plan.files]
     assert kinds == [
         ("attributes", "node"),
@@ -71,7 +72,7 @@ def test_all_failing_at_once_one_write_per_file(kubeadm_node):
     ]
     apiserver = plan.files[1]
     assert {"1.2.15", "1.2.16", "1.2.17", "1.2.27", "1.2.28"} <= set(apiserver.checks)
-    _, result = apply_offline(kubeadm_node, None)
+    _, result = apply_offline(kubeadm_node, list(plan.checks))
     assert result.exit_code == 0, [f.message for f in result.files]
     after = {r.id: r.status for r in evaluate(CATALOG, take_snapshot(settings))}
     assert [i for i in plan.checks if after[i] is not Status.PASS] == []

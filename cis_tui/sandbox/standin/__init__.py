@@ -13,7 +13,13 @@ import sys
 from collections.abc import Sequence
 
 from cis_tui.sandbox import events as ev
-from cis_tui.sandbox.standin.common import Context, Fatal, klog, set_process_name
+from cis_tui.sandbox.standin.common import (
+    Context,
+    Fatal,
+    klog,
+    played_version,
+    set_process_name,
+)
 
 
 def _format_fatal(binary: str, exc: Fatal) -> str:
@@ -26,10 +32,23 @@ def _format_fatal(binary: str, exc: Fatal) -> str:
     return klog("E", "command failed", err=exc.message)
 
 
-def main(binary: str, argv: Sequence[str]) -> int:
-    """Run the stand-in for `binary` with the arguments after the binary's name."""
+def _print_version(binary: str, version: str | None) -> int:
+    """`BINARY --version`, as the real binaries print it."""
+    played = played_version(binary, version)
+    if binary == "etcd":
+        print(f"etcd Version: {played or 'unknown'}")
+    else:
+        print(f"Kubernetes {played or 'v0.0.0-unknown'}")
+    return 0
+
+
+def main(binary: str, argv: Sequence[str], version: str | None = None) -> int:
+    """Run the stand-in for `binary` with the arguments after the binary's name; `version`:
+    the version it plays when no pod image names one (the kubelet's)."""
+    if list(argv[:1]) in (["--version"], ["--version=true"], ["--version=raw"]):
+        return _print_version(binary, version)
     set_process_name(binary)
-    ctx = Context.from_environment(binary, argv)
+    ctx = Context.from_environment(binary, argv, version)
     code = ctx.fault("exit_at_start")
     if code is not None:
         ctx.event(ev.FAULT, fault="exit_at_start", code=code)

@@ -12,6 +12,7 @@ import urllib.parse
 from collections.abc import Sequence
 
 from cis_tui.audit.flags import ParsedArgs
+from cis_tui.audit.versions import Version, fact
 from cis_tui.sandbox.standin import configs
 from cis_tui.sandbox.standin.common import (
     Context,
@@ -82,9 +83,30 @@ ADMISSION_PLUGINS = frozenset(
 ADDRESS_TYPES = ("Hostname", "InternalDNS", "InternalIP", "ExternalDNS", "ExternalIP")
 #: Public health paths: system:public-info-viewer lets anonymous users read them.
 PUBLIC_PATHS = ("/livez", "/readyz", "/healthz", "/version")
+CLUSTER_INFO = "/api/v1/namespaces/kube-public/configmaps/cluster-info"
+CLUSTER_INFO_BODY = (
+    '{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"cluster-info",'
+    '"namespace":"kube-public"},"data":{}}'
+)
 
 
-def validate(p: ParsedArgs) -> list[str]:
+def version_body(version: Version | None) -> str:
+    """The /version answer of the version the stand-in plays."""
+    played = version or Version(1, 35, 0, "v1.35.0")
+    text = str(played) if str(played).startswith("v") else f"v{played}"
+    return f'{{"major":"{played.major}","minor":"{played.minor}","gitVersion":"{text}-sandbox"}}'
+
+
+def known_plugin(name: str, version: Version | None) -> bool:
+    """Whether the API server of `version` has an admission plugin (v1.35's list, less what
+    came later, plus what was removed since: versions.tsv)."""
+    row = fact("plugin", COMPONENT, name)
+    if row is not None:
+        return version is None or row.present_in(version)
+    return name in ADMISSION_PLUGINS
+
+
+def validate(p: ParsedArgs, version: Version | None = None) -> list[str]:
     """The option validation kube-apiserver runs before it loads anything."""
     errs: list[str] = []
     if not split(p.get("--etcd-servers")):
@@ -117,12 +139,20 @@ def validate(p: ParsedArgs) -> list[str]:
         errs.append("authorization-mode Webhook's authorization config file not passed")
     enabled = split(p.get("--enable-admission-plugins")) + split(p.get("--admission-control"))
     disabled = split(p.get("--disable-admission-plugins"))
+    if p.get("--admission-control") is not None and (
+        p.get("--enable-admission-plugins") is not None
+        or p.get("--disable-admission-plugins") is not None
+    ):
+        errs.append(
+            "admission-control and enable-admission-plugins/disable-admission-plugins flags "
+            "are mutually exclusive"
+        )
     for flag, names in (
         ("enable-admission-plugins", enabled),
         ("disable-admission-plugins", disabled),
     ):
         for name in names:
-            if name not in ADMISSION_PLUGINS:
+            if not known_plugin(name, version):
                 errs.append(f'{flag} plugin "{name}" is unknown')
     for name in set(enabled) & set(disabled):
         errs.append(f"{name} in enable-admission-plugins and disable-admission-plugins overlapped")
@@ -141,10 +171,66 @@ def validate(p: ParsedArgs) -> list[str]:
     for kind in split(p.get("--kubelet-preferred-address-types")):
         if kind not in ADDRESS_TYPES:
             errs.append(f'--kubelet-preferred-address-types: unsupported address type "{kind}"')
-    errs += check_tls_options(split(p.get("--tls-cipher-suites")), p.get("--tls-min-version"))
+    errs += check_tls_options(
+        split(p.get("--tls-cipher-suites")), p.get("--tls-min-version"), COMPONENT, version
+    )
     if bool(p.get("--tls-cert-file")) != bool(p.get("--tls-private-key-file")):
         errs.append("--tls-cert-file and --tls-private-key-file must be given together")
+    if p.get("--authentication-config") and any(f.startswith("--oidc-") for f in p.values):
+        errs.append("authentication-config file and oidc-* flags are mutually exclusive")
     return errs
+
+
+AUTHN_API_VERSIONS = {f"apiserver.config.k8s.io/{v}" for v in ("v1alpha1", "v1beta1", "v1")}
+
+
+class AnonymousRule:
+    """Which paths an anonymous request may reach: the --anonymous-auth flag (all or none),
+    or the anonymous section of --authentication-config (KEP-4633: exact paths)."""
+
+    def __init__(self, enabled: bool, paths: tuple[str, ...] = ()) -> None:
+        self.enabled = enabled
+        self.paths = paths
+
+    def allows(self, path: str) -> bool:
+        return self.enabled and (not self.paths or path in self.paths)
+
+
+def anonymous_rule(ctx: Context, p: ParsedArgs) -> AnonymousRule:
+    """The anonymous authenticator as kube-apiserver sets it up; Fatal as it refuses."""
+    path = p.get("--authentication-config")
+    flag_set = p.get("--anonymous-auth") is not None
+    flag = AnonymousRule(flag_bool(p, "--anonymous-auth", True))
+    if not path:
+        return flag
+    prefix = f'failed to load authentication configuration from file "{path}": '
+    text = ctx.read_text(path, prefix)
+    if not text.strip():
+        raise command_failed(f"{prefix}empty config data")
+    data = configs.load_yaml(text, prefix.rstrip(": "))
+    kind = data.get("kind") if isinstance(data, dict) else None
+    version = data.get("apiVersion") if isinstance(data, dict) else None
+    if kind != "AuthenticationConfiguration" or version not in AUTHN_API_VERSIONS:
+        raise command_failed(f'{prefix}no kind "{kind}" is registered for version "{version}"')
+    section = data.get("anonymous")
+    if section is None:
+        return flag
+    if flag_set:
+        raise command_failed(
+            "anonymous: Forbidden: --anonymous-auth flag cannot be set when anonymous field is "
+            "configured in authentication configuration file"
+        )
+    section = section if isinstance(section, dict) else {}
+    enabled = section.get("enabled") is True
+    paths = tuple(
+        str(c.get("path")) for c in section.get("conditions") or [] if isinstance(c, dict)
+    )
+    if paths and not enabled:
+        raise command_failed(
+            "invalid authentication configuration: anonymous.conditions: Invalid value: "
+            f"{list(paths)!r}: enabled should be set to true when conditions are defined"
+        )
+    return AnonymousRule(enabled, paths)
 
 
 class EtcdCheck:
@@ -228,7 +314,6 @@ def load_files(ctx: Context, p: ParsedArgs) -> TLSFiles:
         "--authorization-policy-file",
         "--authorization-webhook-config-file",
         "--authentication-token-webhook-config-file",
-        "--authentication-config",
         "--authorization-config",
         "--oidc-ca-file",
         "--egress-selector-config-file",
@@ -260,19 +345,19 @@ def load_files(ctx: Context, p: ParsedArgs) -> TLSFiles:
 
 
 def run(ctx: Context, argv: Sequence[str]) -> int:
-    parsed = parse_kube_flags(COMPONENT, argv)
+    parsed = parse_kube_flags(COMPONENT, argv, ctx.version)
     check_no_positional(COMPONENT, parsed)
-    errs = validate(parsed)
+    errs = validate(parsed, ctx.version)
     if errs:
         raise command_failed(errs[0] if len(errs) == 1 else "[" + ", ".join(errs) + "]")
     tls = load_files(ctx, parsed)
+    anonymous = anonymous_rule(ctx, parsed)
     etcd = EtcdCheck(ctx, parsed)
-    anonymous = flag_bool(parsed, "--anonymous-auth", True)
     modes = split(parsed.get("--authorization-mode")) or ["AlwaysAllow"]
     health = Health(ctx, {"etcd": etcd})
 
     def route(req: Request) -> Response:
-        if req.user is None and not anonymous:
+        if req.user is None and not anonymous.allows(req.path):
             return unauthorized()
         user = req.user or "system:anonymous"
         if "AlwaysDeny" in modes and "AlwaysAllow" not in modes:
@@ -280,9 +365,9 @@ def run(ctx: Context, argv: Sequence[str]) -> int:
         if req.path in ("/livez", "/readyz", "/healthz"):
             return health.answer(req.path.lstrip("/"), "verbose" in req.query)
         if req.path == "/version":
-            return Response(
-                200, '{"major":"1","minor":"35","gitVersion":"v1.35.0-sandbox"}', "application/json"
-            )
+            return Response(200, version_body(ctx.version), "application/json")
+        if req.path == CLUSTER_INFO:  # kubeadm's RBAC lets anyone read it, for join discovery
+            return Response(200, CLUSTER_INFO_BODY, "application/json")
         if req.user is None and "AlwaysAllow" not in modes:
             return forbidden(user, req.path)
         return Response(404, "404 page not found\n")

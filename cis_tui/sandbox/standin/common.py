@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cis_tui.audit.flags import ParsedArgs, flag_table, parse_args, validate_value
+from cis_tui.audit.flags import ParsedArgs, parse_args, validate_value
+from cis_tui.audit.versions import Version, flag_table_for, image_version, parse_version
 from cis_tui.sandbox import events as ev
 from cis_tui.sandbox.paths import SandboxPaths, sandbox_root_of_script
 from cis_tui.sandbox.settings import Fault, SandboxSettings, load_sandbox_settings
@@ -105,9 +106,13 @@ class Context:
     settings: SandboxSettings
     argv: tuple[str, ...]
     faults: tuple[Fault, ...] = field(default=())
+    #: The version this stand-in plays: its pod's image tag (the kubelet: its script's).
+    version: Version | None = None
 
     @classmethod
-    def from_environment(cls, binary: str, argv: Sequence[str]) -> Context:
+    def from_environment(
+        cls, binary: str, argv: Sequence[str], version: str | None = None
+    ) -> Context:
         root = os.environ.get("CIS_TUI_SANDBOX_DIR") or str(sandbox_root_of_script(sys.argv[0]))
         paths = SandboxPaths(Path(root))
         try:
@@ -122,6 +127,7 @@ class Context:
             view=MountView.from_json(os.environ.get("CIS_TUI_SANDBOX_MOUNTS")),
             settings=settings,
             argv=tuple(argv),
+            version=played_version(binary, version),
         )
         ctx.faults = settings.faults_for(pod, argv)
         return ctx
@@ -177,10 +183,22 @@ class Context:
         return Path(host)
 
 
+def played_version(binary: str, version: str | None = None) -> Version | None:
+    """The version a stand-in plays: `version` (the kubelet's script names its own), else the
+    tag of the image its pod runs (CIS_TUI_SANDBOX_IMAGE, set by the agent)."""
+    if version:
+        return parse_version(version)
+    image = os.environ.get("CIS_TUI_SANDBOX_IMAGE", "")
+    return image_version(binary, image) if image else None
+
+
 # -- flags --------------------------------------------------------------------------------
-def parse_kube_flags(component: str, argv: Sequence[str]) -> ParsedArgs:
-    """pflag parsing with cobra's errors: `Error: unknown flag: --foo`, exit 1."""
-    parsed = parse_args(component, list(argv))
+def parse_kube_flags(
+    component: str, argv: Sequence[str], version: Version | None = None
+) -> ParsedArgs:
+    """pflag parsing with cobra's errors: `Error: unknown flag: --foo`, exit 1; the flags are
+    those of `version` (a flag added later, or removed since, is unknown, as in that binary)."""
+    parsed = parse_args(component, list(argv), flag_table_for(component, version))
     if parsed.errors:
         raise Fatal(f"Error: {parsed.errors[0]}", raw=True)
     return parsed
@@ -193,13 +211,15 @@ def check_no_positional(component: str, parsed: ParsedArgs) -> None:
         raise Fatal(f'Error: "{component}" does not take any arguments, got {got}', raw=True)
 
 
-def parse_go_flags(component: str, argv: Sequence[str]) -> ParsedArgs:
+def parse_go_flags(
+    component: str, argv: Sequence[str], version: Version | None = None
+) -> ParsedArgs:
     """Go's flag package (etcd): `flag provided but not defined: -foo`, exit 2."""
-    parsed = parse_args(component, list(argv))
+    table = flag_table_for(component, version)
+    parsed = parse_args(component, list(argv), table)
     if parsed.unknown:
         name = parsed.unknown[0].lstrip("-")
         raise Fatal(f"flag provided but not defined: -{name}", 2, raw=True)
-    table = flag_table(component)
     for occ in parsed.occurrences:
         spec = table.get(occ.name)
         if spec is not None and occ.value is not None and validate_value(spec, occ.value):

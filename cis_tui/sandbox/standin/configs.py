@@ -11,6 +11,7 @@ import binascii
 from collections.abc import Callable
 from typing import Any
 
+from cis_tui.audit.versions import Version, has
 from cis_tui.sandbox.standin.common import Context, Fatal
 
 
@@ -27,15 +28,21 @@ def load_yaml(text: str, what: str) -> Any:
         raise Fatal(f"{what}: error converting YAML to JSON: yaml: {first}") from None
 
 
-def _kind(data: Any, kinds: dict[str, set[str]], what: str) -> str:
+def _kind(data: Any, kinds: dict[str, set[str]], what: str, version: Version | None = None) -> str:
+    """The file's kind, refused (Fatal) unless `kinds` lists its apiVersion and the API server
+    of `version` reads that apiVersion (audit.k8s.io/v1beta1 is gone from 1.24, ...)."""
     if not isinstance(data, dict):
         raise Fatal(f"{what}: Object 'Kind' is missing in '{data!r}'")
     kind = data.get("kind")
-    version = data.get("apiVersion")
+    api_version = data.get("apiVersion")
     if not kind:
         raise Fatal(f"{what}: Object 'Kind' is missing in the file")
-    if kind not in kinds or version not in kinds[kind]:
-        raise Fatal(f'{what}: no kind "{kind}" is registered for version "{version}"')
+    if (
+        kind not in kinds
+        or api_version not in kinds[kind]
+        or not has("api", "kube-apiserver", f"{api_version}/{kind}", version)
+    ):
+        raise Fatal(f'{what}: no kind "{kind}" is registered for version "{api_version}"')
     return str(kind)
 
 
@@ -64,7 +71,7 @@ def check_audit_policy(ctx: Context, path: str) -> None:
     if not text.strip():
         raise Fatal(f"{what}: Object 'Kind' is missing in ''")
     data = load_yaml(text, what)
-    _kind(data, {"Policy": {"audit.k8s.io/v1", "audit.k8s.io/v1beta1"}}, what)
+    _kind(data, {"Policy": {"audit.k8s.io/v1", "audit.k8s.io/v1beta1"}}, what, ctx.version)
     rules = data.get("rules")
     if not isinstance(rules, list) or not rules:
         raise Fatal(f"{prefix}loaded illegal policy with 0 rules from file {path}")
@@ -99,6 +106,7 @@ def check_encryption_config(ctx: Context, path: str) -> None:
             }
         },
         what,
+        ctx.version,
     )
     resources = data.get("resources")
     if not isinstance(resources, list) or not resources:
@@ -190,6 +198,7 @@ def check_admission_config(ctx: Context, path: str | None, plugins: set[str]) ->
                 }
             },
             what,
+            ctx.version,
         )
         base = path.rsplit("/", 1)[0]
         for plugin in data.get("plugins") or []:

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from cis_tui.audit.flags import ParsedArgs
+from cis_tui.audit.versions import Version
 from cis_tui.sandbox.standin import configs
 from cis_tui.sandbox.standin.common import (
     Context,
@@ -37,7 +38,7 @@ DEFAULT_PORTS = {"kube-controller-manager": 10257, "kube-scheduler": 10259}
 _CONTROLLER = re.compile(r"^-?(\*|[a-z][a-z0-9-]*)$")
 
 
-def validate(component: str, p: ParsedArgs) -> list[str]:
+def validate(component: str, p: ParsedArgs, version: Version | None = None) -> list[str]:
     errs: list[str] = []
     port = flag_int(p, "--secure-port", DEFAULT_PORTS[component])
     if not 0 <= port <= 65535:
@@ -51,7 +52,9 @@ def validate(component: str, p: ParsedArgs) -> list[str]:
     for name in split(p.get("--controllers")):
         if not _CONTROLLER.match(name):
             errs.append(f'"{name}" is not in the list of known controllers')
-    errs += check_tls_options(split(p.get("--tls-cipher-suites")), p.get("--tls-min-version"))
+    errs += check_tls_options(
+        split(p.get("--tls-cipher-suites")), p.get("--tls-min-version"), component, version
+    )
     if bool(p.get("--tls-cert-file")) != bool(p.get("--tls-private-key-file")):
         errs.append("--tls-cert-file and --tls-private-key-file must be given together")
     return errs
@@ -88,9 +91,9 @@ def load_files(ctx: Context, component: str, p: ParsedArgs) -> TLSFiles:
 
 
 def run(ctx: Context, component: str, argv: Sequence[str]) -> int:
-    parsed = parse_kube_flags(component, argv)
+    parsed = parse_kube_flags(component, argv, ctx.version)
     check_no_positional(component, parsed)
-    errs = validate(component, parsed)
+    errs = validate(component, parsed, ctx.version)
     if errs:
         raise command_failed(errs[0] if len(errs) == 1 else "[" + ", ".join(errs) + "]")
     tls = load_files(ctx, component, parsed)

@@ -87,7 +87,7 @@ def validate(p: ParsedArgs) -> None:
 
 
 def run(ctx: Context, argv: Sequence[str]) -> int:
-    parsed = parse_go_flags(COMPONENT, argv)
+    parsed = parse_go_flags(COMPONENT, argv, ctx.version)
     validate(parsed)
     client_urls = _urls(parsed, "--listen-client-urls") or [
         urllib.parse.urlsplit("http://localhost:2379")

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cis_tui.audit.flags import ParsedArgs, parse_args, parse_bool, parse_duration
+from cis_tui.audit.versions import Version, flag_table_for, has
 from cis_tui.sandbox.standin import configs
 from cis_tui.sandbox.standin.common import (
     Context,
@@ -197,8 +198,9 @@ def decode_config(data: Any) -> list[str]:
     return errs
 
 
-def validate_config(cfg: Mapping[str, Any]) -> list[str]:
-    """The kubelet's ValidateKubeletConfiguration, for the fields a benchmark touches."""
+def validate_config(cfg: Mapping[str, Any], version: Version | None = None) -> list[str]:
+    """The kubelet's ValidateKubeletConfiguration, for the fields a benchmark touches (cipher
+    names as the kubelet of `version` knows them)."""
     errs: list[str] = []
     for field, flag, low in (
         ("port", "--port", 1),
@@ -229,7 +231,7 @@ def validate_config(cfg: Mapping[str, Any]) -> list[str]:
     if (cfg.get("podPidsLimit") or 0) < -1:
         errs.append("invalid configuration: podPidsLimit must be -1 or greater")
     for name in cfg.get("tlsCipherSuites") or []:
-        if name not in GO_CIPHERS:
+        if name not in GO_CIPHERS or not has("cipher", "kubelet", name, version):
             errs.append(
                 f"invalid configuration: option tlsCipherSuites contains unsupported cipher {name}"
             )
@@ -299,14 +301,14 @@ def effective_config(ctx: Context, p: ParsedArgs) -> dict[str, Any]:
 
 
 def run(ctx: Context, argv: Sequence[str]) -> int:
-    parsed = parse_args("kubelet", list(argv))
+    parsed = parse_args("kubelet", list(argv), flag_table_for("kubelet", ctx.version))
     if parsed.errors:
         raise command_failed(f"failed to parse kubelet flag: {parsed.errors[0]}")
     positional = [a for a in parsed.positional if a]
     if positional:
         raise command_failed(f"unknown command {positional[0]}")
     cfg = effective_config(ctx, parsed)
-    errs = validate_config(cfg)
+    errs = validate_config(cfg, ctx.version)
     if errs:
         raise command_failed(
             "failed to validate kubelet configuration, error: "

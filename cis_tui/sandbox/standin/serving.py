@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cis_tui.audit.flags import ParsedArgs
+from cis_tui.audit.versions import Version, has
 from cis_tui.sandbox import events as ev
 from cis_tui.sandbox.pki import self_signed_serving
 from cis_tui.sandbox.standin.common import Context, Fatal, klog, split
@@ -63,12 +64,18 @@ TLS_VERSIONS: Mapping[str, ssl.TLSVersion] = {
 }
 
 
-def check_tls_options(ciphers: Sequence[str], min_version: str | None) -> list[str]:
-    """component-base's cliflag errors for --tls-cipher-suites / --tls-min-version."""
+def check_tls_options(
+    ciphers: Sequence[str],
+    min_version: str | None,
+    component: str = "kube-apiserver",
+    version: Version | None = None,
+) -> list[str]:
+    """component-base's cliflag errors for --tls-cipher-suites / --tls-min-version (the cipher
+    names of `version`'s binary: TLS 1.3 names only from 1.19, for example)."""
     problems = [
         f"Cipher suite {name} not supported or doesn't exist"
         for name in ciphers
-        if name not in GO_CIPHERS
+        if name not in GO_CIPHERS or not has("cipher", component, name, version)
     ]
     if min_version and min_version not in TLS_VERSIONS:
         problems.append(f'unknown tls version "{min_version}"')

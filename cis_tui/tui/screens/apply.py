@@ -167,7 +167,9 @@ class ApplyScreen(Screen[None]):
             return
         plural = "s" if log.unseen != 1 else ""
         where = f"↓ {log.unseen} new line{plural} below" if log.unseen else "scrolled up"
-        text = f"{where} · End or G follows the log"
+        app = self.cis_app
+        keys = app.key_hint("bottom", "G") if "bottom" in app.settings.keys else "End or G"
+        text = f"{where} · {keys} follows the log"
         relayout = not hint.display
         hint.display = True
         hint.update(Content.styled(text, "$text-warning"), layout=relayout)
