@@ -121,6 +121,7 @@ class Engine:
         self.store = BackupStore(settings.state_dir, settings.layout)
         self.journal = Journal(settings.state_dir)
         self.cancel = asyncio.Event()
+        self._rolling_back = False
 
     # -- events -------------------------------------------------------------------------
     def emit(self, event: Event) -> None:
@@ -132,7 +133,7 @@ class Engine:
         self.emit(Event(Kind.STEP, tx.label, tx.file.component, step, ok, message))
 
     def _cancelled(self) -> bool:
-        return self.cancel.is_set()
+        return self.cancel.is_set() and not self._rolling_back
 
     def _timeout_for(self, component: str) -> float:
         return self.timeout or self.settings.health.timeout_for(component)
@@ -678,15 +679,14 @@ class Engine:
         if evidence.process is None:
             return evidence.message
         tx.new_pid = evidence.process.pid
-        saved_cancel = self.cancel.is_set()
-        self.cancel.clear()  # a rollback runs to its end even after a cancel
+        # A rollback runs to its end: a cancel (a second ctrl+c, a signal) is not heard here.
+        self._rolling_back = True
         try:
             await self._gate(tx, self._endpoints(tx, new=False), started, timeout, old_args)
-        except (_Failed, _Cancelled) as exc:
+        except _Failed as exc:
             return f"the old configuration did not come back healthy: {exc}"
         finally:
-            if saved_cancel:
-                self.cancel.set()
+            self._rolling_back = False
         return None
 
     def _foreign(self, tx: _Tx, why: str, theirs: Backup) -> FileResult:
