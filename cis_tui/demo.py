@@ -177,7 +177,7 @@ def run_demo(scenario: str = "default", *, mouse: bool = True, read_only: bool =
 
                 print_to_terminal(app.exit_summary)
     except DemoStopped as exc:
-        print(f"cis-tui demo: {exc}: stopped and cleaned up", file=sys.stderr)
+        print_to_terminal(f"cis-tui demo: {exc}: stopped and cleaned up")
         code = 1
     except KeyboardInterrupt:
         code = 130
