@@ -11,6 +11,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -297,9 +298,12 @@ class CisTuiApp(App[int]):
         """The scan the checks screen shows, as `cis-tui scan` renders one."""
         from cis_tui.report import Scan
 
+        settings = self.settings
+        if settings.benchmark != self.catalog.benchmark:  # the catalog shown is the one used
+            settings = replace(settings, benchmark=self.catalog.benchmark)
         return Scan(
             tuple(self.results),
-            self.settings,
+            settings,
             self.live,
             strays=self.strays,
             versions=self.versions,

@@ -13,6 +13,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
+from cis_tui.audit.versions import read_node_versions, with_benchmark
 from cis_tui.benchmarks.catalog import load_catalog
 from cis_tui.engine.backups import BackupStore
 from cis_tui.layout import Settings, load_settings
@@ -53,7 +54,11 @@ def make_app(offline_settings) -> AppFactory:
         kwargs.setdefault("node_label", "test-node")
         kwargs.setdefault("clock", lambda: 0.0)
         kwargs.setdefault("wall_clock", lambda: datetime(2026, 1, 1, 12, 0, 0))
-        return CisTuiApp(settings or offline_settings, load_catalog(), **kwargs)
+        # the benchmark the node's version gets, as `cis-tui tui` chooses it
+        chosen, _warning = with_benchmark(
+            settings or offline_settings, read_node_versions(settings or offline_settings)
+        )
+        return CisTuiApp(chosen, load_catalog(chosen.benchmark), **kwargs)
 
     return make
 

@@ -240,6 +240,8 @@ async def test_demo_paths_one_convention(demo_node):
         (field,) = screen.query(ParamField)
         assert field.input.value == "/etc/kubernetes/pki/ca.crt"
         assert sandbox not in screen_text(app)
+        pki = demo_node / "etc/kubernetes/pki"  # plans name only files the node has
+        (pki / "other-ca.crt").write_bytes((pki / "ca.crt").read_bytes())
         field.input.value = "/etc/kubernetes/pki/other-ca.crt"
         await pilot.pause()
 

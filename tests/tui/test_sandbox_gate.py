@@ -114,11 +114,13 @@ async def test_a_flag_the_component_refuses_is_rolled_back(live_app):
         await settle(pilot)
         plan_screen = app.screen
         (field,) = plan_screen.query(ParamField)
-        field.input.value = "/nonexistent/ca.crt"  # valid text, a file the pod cannot open
+        # A directory: it exists and is mounted (so it is planned), but it is not a CA file.
+        not_a_file = f"--kubelet-certificate-authority={run.paths.pki}\n"
+        field.input.value = str(run.paths.pki)
 
         def replanned() -> bool:
             plan = plan_screen.plan
-            return plan is not None and "/nonexistent/ca.crt" in (plan.files[0].new_text or "")
+            return bool(plan and plan.files and not_a_file in (plan.files[0].new_text or ""))
 
         await wait_until(pilot, replanned, what="the replan")
         await press_into(pilot, "a", "ConfirmScreen", "y")
