@@ -79,7 +79,9 @@ def test_backups_show_diff_restore_prune(capsys, kubeadm_node):
     assert manifest.read_bytes() == original
     items = backups(capsys, kubeadm_node)
     assert {b["outcome"] for b in items} == {"restored", "committed"}
-    code, out, _ = run_cli(capsys, "--root", str(kubeadm_node), "backups", "prune", "--keep", "1", "--yes")
+    code, out, _ = run_cli(
+        capsys, "--root", str(kubeadm_node), "backups", "prune", "--keep", "1", "--yes"
+    )
     assert code == 0 and len(backups(capsys, kubeadm_node)) == 1
 
 

@@ -503,7 +503,9 @@ def test_a_refused_outcome_record_is_a_note_not_a_traceback(capsys, monkeypatch,
     assert b"--profiling=false" in (kubeadm_node / SCHEDULER).read_bytes()
 
 
-@pytest.mark.parametrize("command", [["recover", "--yes"], ["backups", "prune", "--keep", "5", "--yes"]])
+@pytest.mark.parametrize(
+    "command", [["recover", "--yes"], ["backups", "prune", "--keep", "5", "--yes"]]
+)
 def test_crash_leftovers_are_cleaned(capsys, kubeadm_node, command):
     settings = load_settings(root=kubeadm_node)
     store = BackupStore(settings.state_dir, settings.layout)
