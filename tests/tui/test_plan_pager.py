@@ -114,7 +114,7 @@ async def test_next_and_previous_file_and_hunk(demo_node):
             await pilot.press("right_square_bracket")
             assert pager.current_section() == index
             assert pager.visible_rows()[0].kind is RowKind.TITLE  # the file's title on top
-            where = f" [{index + 1}/{total - 1}] /etc/" if index < total - 1 else " Not planned"
+            where = f" [{index + 1}/{total - 1}] /" if index < total - 1 else " Not planned"
             assert pager_title(pager).startswith(where)
         text = screen_text(app)
         assert "▾ Not planned (3)" in text and f"{passing[0]}: already passes" in text

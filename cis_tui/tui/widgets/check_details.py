@@ -74,7 +74,10 @@ class CheckDetails(VerticalScroll):
     """A scrollable pane showing the highlighted check."""
 
     DEFAULT_CSS = """
-    CheckDetails { height: 40%; min-height: 7; border-top: solid $primary-darken-2; padding: 0 1; }
+    CheckDetails {
+        height: 40%; min-height: 7; border-top: solid $primary-darken-2; padding: 0 1;
+        scrollbar-gutter: stable;
+    }
     CheckDetails > Static { width: 1fr; }
     """
 
@@ -92,10 +95,13 @@ class CheckDetails(VerticalScroll):
         if result is None:
             text.update(Content.styled("no check matches the filters", "$text-muted"))
         else:
-            width = self.scrollable_content_region.width or self.app.size.width - 4
+            # The outer width, less padding and a scrollbar always reserved (scrollbar-gutter:
+            # stable): wrapping must not depend on whether the wrapped text needs a scrollbar.
+            outer = self.size.width or self.app.size.width
+            width = outer - 2 - self.styles.scrollbar_size_vertical
             text.update(details_content(result, paths, layout, width))
         self.scroll_home(animate=False)
 
     def on_resize(self) -> None:
-        if self._shown is not None and self._shown[0] is not None:
+        if self._shown is not None and self._shown[0] is not None and self.size.width:
             self.show(*self._shown)
