@@ -17,6 +17,7 @@ KEYS = {
     "gate_detect_ms_p50",
     "tui_start_ratio",
     "tui_key_latency_ms_p95",
+    "tui_plan_ms",
     "peak_rss_mb",
 }
 
