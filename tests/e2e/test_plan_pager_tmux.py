@@ -43,6 +43,11 @@ def manifest_of(tmpdir: Path) -> Path:
     return found
 
 
+def _selected(text: str) -> int:
+    found = re.search(r"\b(\d+) selected", text)
+    return int(found.group(1)) if found else 0
+
+
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
 def test_a_40_check_plan_can_be_read_to_its_end(tmp_path, size):
     width, height = size
@@ -53,8 +58,17 @@ def test_a_40_check_plan_can_be_read_to_its_end(tmp_path, size):
     try:
         pane.start_sized(command, width, height)
         pane.wait_for(r"\d+/92 checks", timeout=90)
-        # failing first: the first 40 rows of the insecure node are all fixable
-        pane.keys(*["Space"] * CHECKS)
+        # failing first: select fixable rows with space, stepping over one that is not
+        # (a manual check such as 1.2.20 needs a human: space leaves the cursor on it)
+        for _ in range(CHECKS * 2):
+            before = pane.screen()
+            if _selected(before) == CHECKS:
+                break
+            pane.keys("Space")
+            after = pane.wait_change(before)  # a selection, or a toast saying why not
+            if _selected(after) == _selected(before):
+                pane.keys("Down")
+                pane.wait_change(after)
         pane.wait_for(rf"\b{CHECKS} selected")
         # an admin fixes 1.1.1 by hand meanwhile: the plan lists it as not planned
         manifest_of(tmpdir).chmod(0o600)
