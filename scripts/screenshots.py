@@ -16,6 +16,7 @@ from pathlib import Path
 
 from textual.pilot import Pilot
 
+from cis_tui.audit.versions import read_node_versions, with_benchmark
 from cis_tui.benchmarks.catalog import load_catalog
 from cis_tui.demo import sandbox_node
 from cis_tui.engine.events import Step
@@ -46,7 +47,10 @@ async def settle(pilot: Pilot) -> None:
 async def shoot(config: Path, out: Path) -> list[Path]:
     # A slow API server start makes the health gate visible: failing polls, then healthy.
     update_sandbox_settings(config.parent, ready_delay={"kube-apiserver": 4.0})
-    settings = load_settings(config=config)
+    # The benchmark the demo would choose for this node's Kubernetes version.
+    settings, _ = with_benchmark(
+        load_settings(config=config), read_node_versions(load_settings(config=config))
+    )
     app = CisTuiApp(
         settings,
         load_catalog(settings.benchmark),
@@ -113,7 +117,7 @@ async def shoot(config: Path, out: Path) -> list[Path]:
         await settle(pilot)
         await pilot.press("a", "p")
         await settle(pilot)
-        await pilot.press("tab", "]", "]")
+        await pilot.press("]", "]")
         await pilot.pause()
         saved.append(Path(small.save_screenshot(filename="plan-80x24.svg", path=str(out))))
     return saved
