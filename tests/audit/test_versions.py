@@ -32,7 +32,7 @@ from cis_tui.errors import UserError
 from cis_tui.layout import load_settings
 from tests.conftest import run_cli
 
-REALWORLD = Path("/work/shared/ref/realworld")
+REALWORLD = Path(__file__).resolve().parents[3] / "shared/ref/realworld"  # beside the repo
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from cis_tui.remediate.plan import Plan, build_plan
 from cis_tui.safeyaml import load
 from tests.conftest import run_cli
 
-REALWORLD = Path("/work/shared/ref/realworld")
+REALWORLD = Path(__file__).resolve().parents[3] / "shared/ref/realworld"  # beside the repo
 TREES = (
     "t01-kubeadm116",
     "t02-kubeadm111",
