@@ -37,6 +37,7 @@ from cis_tui.remediate.versioned import (
     known_defaults,
     legacy_note,
     manifest_problems,
+    names_file,
 )
 
 #: Transaction order (DESIGN section 6): modes/owners, etcd, apiserver, kcm, scheduler, kubelet.
@@ -483,7 +484,7 @@ def startup_problems(plan: FilePlan, snap: NodeSnapshot) -> list[str]:
     created = {c.node_path for c in plan.companions}
     problems = []
     for flag, value in parse_args(plan.component, manifest.argv).values.items():
-        if not _names_file(flag) or not value.startswith("/"):
+        if not names_file(flag) or not value.startswith("/"):
             continue
         path = posixpath.dirname(value) if flag == "--audit-log-path" else value
         if not pod.has_mount_for(path):
@@ -495,21 +496,6 @@ def startup_problems(plan: FilePlan, snap: NodeSnapshot) -> list[str]:
         ):
             problems.append(f"{flag}={value} does not exist on the node")
     return problems
-
-
-def _names_file(flag: str) -> bool:
-    return flag.endswith(
-        ("-file", "-certfile", "-keyfile", "-cafile", "-certificate", "-key")
-    ) or flag in {
-        "--kubeconfig",
-        "--authentication-kubeconfig",
-        "--authorization-kubeconfig",
-        "--encryption-provider-config",
-        "--authentication-config",
-        "--audit-log-path",
-        "--kubelet-certificate-authority",
-        "--client-ca-file",
-    }
 
 
 def all_failing(results: Iterable[Result], include_manual: bool = False) -> list[str]:
