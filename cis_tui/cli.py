@@ -491,12 +491,20 @@ def cmd_recover(args: argparse.Namespace) -> int:
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
+    from cis_tui.audit.node import take_snapshot
     from cis_tui.benchmarks.catalog import load_catalog
     from cis_tui.tui.app import run_tui
 
-    settings = _for_node(_settings(args))
+    settings = _settings(args)
+    try:  # one reading of the node: its versions choose the benchmark, then it is judged
+        snap = take_snapshot(settings)
+    except Exception:  # the app's own scan then shows the error
+        snap = None
+    settings = _for_node(settings, snap.versions if snap is not None else None)
     catalog = load_catalog(settings.benchmark)
-    return run_tui(settings, catalog, mouse=not args.no_mouse, read_only=args.read_only)
+    return run_tui(
+        settings, catalog, mouse=not args.no_mouse, read_only=args.read_only, snapshot=snap
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

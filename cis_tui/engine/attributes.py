@@ -19,15 +19,21 @@ from cis_tui.errors import UserError
 FIRST_REGULAR_ID = 1000
 
 
-def set_attributes(path: Path, mode: int | None, uid: int = -1, gid: int = -1) -> None:
-    """chown/chmod a regular file or directory through one O_NOFOLLOW descriptor."""
+def open_nofollow(path: Path, refusing: str) -> int:
+    """A read-only descriptor of `path` itself: a symlink there is refused (UserError saying
+    what is refused), a FIFO does not block."""
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, flags)
+        return os.open(path, flags)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise UserError("is a symlink; refusing to change its mode or owner", path) from None
+            raise UserError(f"is a symlink; refusing to {refusing}", path) from None
         raise
+
+
+def set_attributes(path: Path, mode: int | None, uid: int = -1, gid: int = -1) -> None:
+    """chown/chmod a regular file or directory through one O_NOFOLLOW descriptor."""
+    fd = open_nofollow(path, "change its mode or owner")
     try:
         st = os.fstat(fd)
         if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):

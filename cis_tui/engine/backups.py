@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from cis_tui.engine.atomic import atomic_write
+from cis_tui.engine.attributes import open_nofollow
 from cis_tui.engine.statedir import (
     check_trusted,
     ensure_state_dir,
@@ -100,13 +101,7 @@ def _write_private(path: Path, data: bytes) -> None:
 
 def read_regular(path: Path) -> tuple[bytes, os.stat_result]:
     """A target file's bytes and attributes, read through one descriptor, never via a link."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise UserError("is a symlink; refusing to read or replace it", path) from None
-        raise
+    fd = open_nofollow(path, "read or replace it")
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):

@@ -10,6 +10,7 @@ ever reached through a symlink: files are opened O_NOFOLLOW and checked on the o
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -80,25 +81,24 @@ def ensure_state_dir(path: Path) -> Path:
     for part in _chain(real):
         if part.exists() or part.is_symlink():
             continue
-        try:
-            part.mkdir(mode=0o700 if part == real else 0o755)
-        except FileExistsError:
-            pass  # a racing creator: the check below judges it
-        except OSError as exc:
-            raise UserError(f"cannot create the state directory: {exc.strerror}", part) from None
+        _mkdir(part, 0o700 if part == real else 0o755)  # a racing creator is judged below
     check_trusted(real)
     private_dir(real)
     return real
 
 
+def _mkdir(path: Path, mode: int) -> None:
+    """Create a directory unless it exists (whoever made it is judged by the caller)."""
+    try:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path, mode)
+    except OSError as exc:
+        raise UserError(f"cannot create the directory: {exc.strerror}", path) from None
+
+
 def private_dir(path: Path) -> Path:
     """A 0700 directory owned by us, never through a symlink (created if missing)."""
-    try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        pass
-    except OSError as exc:
-        raise UserError(f"cannot create directory: {exc.strerror}", path) from None
+    _mkdir(path, 0o700)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW)
     except OSError as exc:

@@ -26,7 +26,7 @@ from textual.driver import Driver
 from textual.screen import Screen
 
 from cis_tui.audit.evaluate import Result, evaluate
-from cis_tui.audit.node import take_snapshot
+from cis_tui.audit.node import NodeSnapshot, take_snapshot
 from cis_tui.audit.strays import StrayFile
 from cis_tui.audit.versions import NodeVersions
 from cis_tui.benchmarks.catalog import Catalog
@@ -539,12 +539,22 @@ def scan_node(settings: Settings, catalog: Catalog) -> ScanDone:
 
 
 def run_tui(
-    settings: Settings, catalog: Catalog, *, mouse: bool = True, read_only: bool = False
+    settings: Settings,
+    catalog: Catalog,
+    *,
+    mouse: bool = True,
+    read_only: bool = False,
+    snapshot: NodeSnapshot | None = None,
 ) -> int:
-    """Run the wizard on a node; returns the exit code (3 after a CRITICAL outcome)."""
+    """Run the wizard on a node; returns the exit code (3 after a CRITICAL outcome).
+    `snapshot`: the node as just read (to choose the benchmark), judged rather than re-read."""
     check_trusted(settings.state_dir)  # an untrusted state directory: exit 2 before any frame
     try:
-        first: ScanDone | None = scan_node(settings, catalog)
+        first: ScanDone | None = (
+            ScanDone(evaluate(catalog, snapshot), snapshot.live, snapshot.strays)
+            if snapshot is not None
+            else scan_node(settings, catalog)
+        )
     except Exception:  # the app's own scan then shows the error
         first = None
     app = CisTuiApp(settings, catalog, handle_signals=True, first_scan=first, read_only=read_only)

@@ -8,8 +8,6 @@ Real files in temporary trees, and the real-world trees of ../shared/ref/realwor
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,9 +19,9 @@ from cis_tui.benchmarks.catalog import load_catalog
 from cis_tui.layout import load_settings
 from cis_tui.remediate.plan import build_plan
 from tests.nodetree import write
+from tests.realworld import materialize
 
 CATALOG = load_catalog("cis-1.12")
-REALWORLD = Path(__file__).resolve().parents[3] / "shared/ref/realworld"
 FLAGS_ENV = "var/lib/kubelet/kubeadm-flags.env"
 DROPINS = "etc/kubernetes/kubelet.conf.d"
 ETCD = "etc/kubernetes/manifests/etcd.yaml"
@@ -317,14 +315,8 @@ def test_the_legacy_admission_control_is_the_enabled_list(kubeadm_node, plugins,
 
 @pytest.fixture(scope="module")
 def realworld(tmp_path_factory) -> Path:
-    if not (REALWORLD / "materialize.py").is_file():
-        pytest.skip(f"no real-world trees at {REALWORLD}")
-    dest = tmp_path_factory.mktemp("realworld")
     trees = ("t03-kubeadm18", "t06-kubeadm126-kg", "t08-homekube128-args", "t09-hyperkube110")
-    subprocess.run(
-        [sys.executable, str(REALWORLD / "materialize.py"), str(dest), *trees], check=True
-    )
-    return dest
+    return materialize(tmp_path_factory.mktemp("realworld"), *trees)
 
 
 def statuses(root: Path, *ids: str) -> dict[str, str]:

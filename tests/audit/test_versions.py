@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,22 +30,13 @@ from cis_tui.benchmarks.catalog import load_catalog
 from cis_tui.errors import UserError
 from cis_tui.layout import load_settings
 from tests.conftest import run_cli
-
-REALWORLD = Path(__file__).resolve().parents[3] / "shared/ref/realworld"  # beside the repo
+from tests.realworld import materialize
 
 
 @pytest.fixture(scope="module")
 def trees(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The eleven real-world control-plane trees, with their modes."""
-    if not (REALWORLD / "materialize.py").is_file():
-        pytest.skip("the real-world trees are not available")
-    dest = tmp_path_factory.mktemp("realworld")
-    subprocess.run(
-        [sys.executable, str(REALWORLD / "materialize.py"), str(dest)],
-        check=True,
-        capture_output=True,
-    )
-    return dest
+    return materialize(tmp_path_factory.mktemp("realworld"))
 
 
 # -- reading versions ------------------------------------------------------------------------

@@ -30,11 +30,7 @@ LOG_LINE = re.compile(r"^\s*(\d+\.\d)s  (\S.*)$")
 def select(pane: Pane, *check_ids: str) -> None:
     """Search each check by id and select it with space, as an admin would."""
     for check_id in check_ids:
-        pane.keys("/")
-        pane.wait_for(r"search id or title")  # type only once the search box has the focus
-        pane.keys(check_id, literal=True)
-        pane.keys("Enter")
-        pane.wait_for(rf"\b1/92 checks · .*search “{re.escape(check_id)}”")
+        pane.search(check_id)
         pane.keys("Space")
         pane.wait_for(rf"\b{check_ids.index(check_id) + 1} selected")
         pane.keys("Escape")  # clear the search for the next one

@@ -75,6 +75,14 @@ class Pane:
                 raise AssertionError(f"no {pattern!r} within {timeout:g}s; the pane shows:\n{text}")
             time.sleep(0.1)
 
+    def search(self, check_id: str) -> None:
+        """Filter the checks table down to one check, as a user does: `/`, the id, enter."""
+        self.keys("/")
+        self.wait_for(r"search id or title")  # type only once the search box has the focus
+        self.keys(check_id, literal=True)
+        self.keys("Enter")
+        self.wait_for(rf"\b1/92 checks · .*search “{re.escape(check_id)}”")
+
     def wait_until(self, test: Callable[[str], bool], what: str, timeout: float = 30.0) -> str:
         """Poll the screen until `test(screen)` holds."""
         deadline = time.monotonic() + timeout
@@ -153,11 +161,7 @@ def test_demo_select_apply_restore_quit(tmp_path):
         pane.wait_for(r"\d+/92 checks", timeout=90)
         assert re.search(r"FAIL\s+1\.4\.1", pane.text())
 
-        pane.keys("/")
-        pane.wait_for(r"search id or title")  # type only once the search box has the focus
-        pane.keys("1.4.1", literal=True)
-        pane.keys("Enter")
-        pane.wait_for(r"\b1/92 checks · all · search “1\.4\.1”")
+        pane.search("1.4.1")
         pane.keys("Space")
         pane.wait_for(r"1 selected")
         pane.keys("p")
@@ -215,11 +219,7 @@ def test_demo_sigterm_during_the_gate_rolls_back_then_cleans_up(tmp_path):
     try:
         pane.start(demo_command(tmpdir))
         pane.wait_for(r"\d+/92 checks", timeout=90)
-        pane.keys("/")
-        pane.wait_for(r"search id or title")  # type only once the search box has the focus
-        pane.keys("1.4.1", literal=True)
-        pane.keys("Enter")
-        pane.wait_for(r"\b1/92 checks")
+        pane.search("1.4.1")
         pane.keys("p")
         pane.wait_for(r"Plan: fixes 1\.4\.1")
         pane.keys("a")
@@ -247,11 +247,7 @@ def test_demo_ssh_drop_mid_gate_finishes_headless_and_cleans_up(tmp_path):
     try:
         pane.start(demo_command(tmpdir))
         pane.wait_for(r"\d+/92 checks", timeout=90)
-        pane.keys("/")
-        pane.wait_for(r"search id or title")
-        pane.keys("1.3.2", literal=True)
-        pane.keys("Enter")
-        pane.wait_for(r"\b1/92 checks")
+        pane.search("1.3.2")
         pane.keys("p")
         pane.wait_for(r"Plan: fixes 1\.3\.2")
         pane.keys("a")

@@ -5,8 +5,6 @@ against the versioned flag data, and companion files use paths the node has."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,8 +18,8 @@ from cis_tui.layout import load_settings
 from cis_tui.remediate.plan import Plan, build_plan
 from cis_tui.safeyaml import load
 from tests.conftest import run_cli
+from tests.realworld import materialize
 
-REALWORLD = Path(__file__).resolve().parents[3] / "shared/ref/realworld"  # beside the repo
 TREES = (
     "t01-kubeadm116",
     "t02-kubeadm111",
@@ -40,15 +38,7 @@ PLUGIN_LISTS = ("--enable-admission-plugins", "--disable-admission-plugins", "--
 
 @pytest.fixture(scope="module")
 def trees(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not (REALWORLD / "materialize.py").is_file():
-        pytest.skip("the real-world trees are not available")
-    dest = tmp_path_factory.mktemp("realworld")
-    subprocess.run(
-        [sys.executable, str(REALWORLD / "materialize.py"), str(dest)],
-        check=True,
-        capture_output=True,
-    )
-    return dest
+    return materialize(tmp_path_factory.mktemp("realworld"))
 
 
 def plan_everything(root: Path) -> tuple[NodeSnapshot, Plan]:
