@@ -66,7 +66,7 @@ def test_cis_tui_read_only_reaches_the_wizard(monkeypatch, kubeadm_node):
 
     seen = {}
 
-    def fake_run_tui(settings, catalog, *, mouse, read_only):
+    def fake_run_tui(settings, catalog, *, mouse, read_only, snapshot=None):
         seen["read_only"] = read_only
         return 0
 
