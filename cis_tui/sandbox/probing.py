@@ -134,6 +134,17 @@ async def _readiness(probe: Probe, started: float, log: ProbeLog) -> None:
             log(ev.NOT_READY, probe=probe.name, message=f"Readiness probe failed: {message}")
 
 
+async def cancel_and_wait(task: asyncio.Future[object]) -> None:
+    """Cancel a task and wait until it has ended. Python 3.11's asyncio.wait_for can swallow a
+    cancel that lands as its awaitable completes (a probe answering just then), so one cancel
+    may not end a probe loop: cancel again until it does."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.1)
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        task.result()
+
+
 async def probe_container(
     container: str, probes: Sequence[Probe], started: float, log: ProbeLog
 ) -> str:
@@ -158,6 +169,4 @@ async def probe_container(
         return f"Container {container} failed liveness probe, will be restarted"
     finally:
         if ready_task is not None:
-            ready_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ready_task
+            await cancel_and_wait(ready_task)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from cis_tui.sandbox import events as ev
 from cis_tui.sandbox.pods import PodSpec, Probe
-from cis_tui.sandbox.probing import probe_container
+from cis_tui.sandbox.probing import cancel_and_wait, probe_container
 from cis_tui.sandbox.systemd import UnitError, load_service
 
 if TYPE_CHECKING:
@@ -150,11 +150,8 @@ class Worker(abc.ABC):
         finally:
             # The probes stop with the container: nothing probes a process being replaced.
             for task in (wake_task, probe_task, *watchers):
-                if task is not None and not task.done():
-                    task.cancel()
-            await asyncio.gather(
-                *(t for t in (probe_task, *watchers) if t is not None), return_exceptions=True
-            )
+                if task is not None:
+                    await cancel_and_wait(task)
         if exit_task in done:
             self.agent.log_exit(proc, launch)
             return Ended.EXITED, ""
