@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cis_tui.audit.flags import split_list
+from cis_tui.audit.versions import Version, default_at
 
 #: Where a kubelet value came from when no flag gave it.
 CONFIG_FILE = "config file"
@@ -65,7 +66,7 @@ KUBELET_DEFAULTS: dict[str, KubeletDefault] = {
     "eventBurst": KubeletDefault("100", "100"),
     "rotateCertificates": KubeletDefault("false", "false"),
     "serverTLSBootstrap": KubeletDefault("false", "false"),
-    # The gate is beta, on, since 1.12: older than any node this benchmark covers.
+    # Beta, on, since 1.12 (off before: versions.tsv).
     "featureGates.RotateKubeletServerCertificate": KubeletDefault("true", "true"),
     "protectKernelDefaults": KubeletDefault("false", "false"),
     "tlsMinVersion": KubeletDefault("VersionTLS12", "VersionTLS12"),
@@ -74,7 +75,15 @@ KUBELET_DEFAULTS: dict[str, KubeletDefault] = {
 }
 
 
-def kubelet_default(dotted: str, with_config_file: bool) -> str | None:
+def kubelet_default(
+    dotted: str, with_config_file: bool, version: Version | None = None
+) -> str | None:
+    """A field's default: the kubelet version's where it changed (versions.tsv `default`
+    rows: eventRecordQPS was 5 before 1.27, RotateKubeletServerCertificate off before 1.12)."""
+    name = dotted.removeprefix("featureGates.")
+    by_version = default_at("kubelet", name, version)
+    if by_version is not None:
+        return by_version
     default = KUBELET_DEFAULTS.get(dotted)
     if default is None:
         return None
@@ -87,6 +96,7 @@ class KubeletConfigView:
 
     base: Mapping[str, Any] | None = None  # None: no --config, the flag defaults apply
     dropins: tuple[tuple[Path, Mapping[str, Any]], ...] = ()  # in the order they are merged
+    version: Version | None = None  # the kubelet's: defaults changed across versions
 
     def lookup(self, dotted: str) -> tuple[str | None, str]:
         """The field's value before flags, and its source: the drop-in, CONFIG_FILE or a
@@ -99,7 +109,7 @@ class KubeletConfigView:
         value = config_value(self.base, dotted)
         if value is not None:
             return value, CONFIG_FILE
-        default = kubelet_default(dotted, self.base is not None)
+        default = kubelet_default(dotted, self.base is not None, self.version)
         if default is None:
             return None, ""
         return default, CONFIG_FILE_DEFAULT if self.base is not None else FLAG_DEFAULT

@@ -32,7 +32,7 @@ from cis_tui.audit.flags import (
     split_map,
 )
 from cis_tui.audit.node import InputError, NodeSnapshot, load_yaml_document, read_text_file
-from cis_tui.audit.versions import not_applicable
+from cis_tui.audit.versions import Version, default_at, flag_at, not_applicable
 from cis_tui.benchmarks.catalog import Catalog, Check, FlagTest
 
 
@@ -92,7 +92,7 @@ def _same(found: str, expected: str, kind: str | None = None) -> bool:
         return found == expected
 
 
-def _is_loopback(value: str) -> bool:
+def is_loopback(value: str) -> bool:
     host = value
     if host.startswith("["):
         host = host[1:].split("]", 1)[0]
@@ -131,7 +131,7 @@ def _apply_op(test: FlagTest, found: str, kind: str | None = None) -> bool:
         allowed = set(expected) if isinstance(expected, tuple) else {str(expected)}
         return bool(items) and all(item in allowed for item in items)
     if op == "loopback":
-        return _is_loopback(found)
+        return is_loopback(found)
     raise ValueError(f"unknown op {op}")
 
 
@@ -160,13 +160,9 @@ def describe_test(test: FlagTest) -> str:
 
 
 #: Absent flags our verdict judges by the component's default where kube-bench passes an absent
-#: flag; the evidence says so (k8s-versions.md: --bind-address defaults to 0.0.0.0, the
-#: kubelet's rotateCertificates to false).
-_KUBE_BENCH_PASSES_ABSENT = {
-    ("kube-controller-manager", "--bind-address"),
-    ("kube-scheduler", "--bind-address"),
-    ("kubelet", "--rotate-certificates"),
-}
+#: flag; the evidence says so (k8s-versions.md: the kubelet's rotateCertificates defaults to
+#: false; --bind-address: cis_tui.audit.listeners).
+_KUBE_BENCH_PASSES_ABSENT = {("kubelet", "--rotate-certificates")}
 
 
 class _FlagSource:
@@ -180,12 +176,14 @@ class _FlagSource:
         config: KubeletConfigView | None = None,
         env: dict[str, str] | None = None,
         etcd_file: EtcdConfigFile | None = None,
+        version: Version | None = None,
     ) -> None:
         self.component = component
         self.flags = flags
         self.config = config
         self.env = env or {}
         self.etcd_file = etcd_file
+        self.version = version
 
     def lookup(self, test: FlagTest) -> tuple[str | None, str, str]:
         """The value the component uses for the test's flag, how it was spelled, and the
@@ -226,11 +224,27 @@ class _FlagSource:
         legacy = dataclasses.replace(test, flag=swap[0], op=swap[1])
         return legacy, "the legacy list: a plugin it leaves out is off"
 
+    def _legacy_flag(self, test: FlagTest) -> tuple[FlagTest, str]:
+        """The test on the flag's older name, on a version that has only that."""
+        older = flag_at(self.component, test.flag, self.version)
+        if older == test.flag:
+            return test, ""
+        return dataclasses.replace(test, flag=older), f"{self.component} {self.version} names it so"
+
     def run(self, test: FlagTest) -> _Outcome:
         test, origin = self._legacy_admission(test)
+        if not origin:
+            test, origin = self._legacy_flag(test)
         value, label, decided = self.lookup(test)
         origin = origin or decided
         kube_bench = (self.component, test.flag) in _KUBE_BENCH_PASSES_ABSENT
+        if value is None and test.key and not test.config:
+            # A feature gate left out takes the version's default (alpha gates were off).
+            default = default_at(self.component, test.key, self.version)
+            if default is not None:
+                since = "" if self.version is None else f" in {self.version}"
+                text = f"{test.flag} {test.key} absent (default {default}{since})"
+                return _Outcome(_apply_op(test, default), text)
         if value is None:
             text = f"{label.split(' ')[0]} absent"
             spec = spec_for(self.component, test.flag)
@@ -248,7 +262,7 @@ class _FlagSource:
         if kind == "duration" and in_file and parse_duration(value) == 0:
             # The kubelet re-defaults a zero duration read from its config file (kubeadm's 0s
             # idle timeout means 4h); a flag or a drop-in can really set zero.
-            default = kubelet_default(label, with_config_file=True)
+            default = kubelet_default(label, True, self.version)
             if default is None:
                 return _Outcome(test.absent == "pass", f"{label}={value} (zero: the default)")
             text = f"{label}={value} (zero in the config file: the default {default})"
@@ -285,6 +299,7 @@ def _sources(
     manifest = snap.manifests.get(comp)
     error = str(snap.manifest_errors[comp]) if comp in snap.manifest_errors else ""
     etcd_files: dict[str, EtcdConfigFile] = {}
+    version = snap.versions.of(comp)
     for which, got in snap.etcd_files.items() if comp == "etcd" else ():
         if isinstance(got, InputError):
             error = error or str(got)  # etcd does not start without its config file
@@ -293,7 +308,11 @@ def _sources(
     file_src = None
     if manifest is not None:
         file_src = _FlagSource(
-            comp, manifest.flags.values, env=manifest.env, etcd_file=etcd_files.get("file")
+            comp,
+            manifest.flags.values,
+            env=manifest.env,
+            etcd_file=etcd_files.get("file"),
+            version=version,
         )
     live_src = None
     if proc is not None:
@@ -302,6 +321,7 @@ def _sources(
             snap.live_flags(comp).values,  # type: ignore[union-attr]
             env=proc.env,
             etcd_file=etcd_files.get("live"),
+            version=version,
         )
     return file_src, live_src, error
 
@@ -333,6 +353,26 @@ def _etcd_without_peers(check: Check, sources: list[_FlagSource]) -> str | None:
     return reasons[0] if reasons and all(reasons) else None
 
 
+#: Flags the API server reads only when it writes its audit log to a file.
+_AUDIT_FILE_ROTATION = {"--audit-log-maxage", "--audit-log-maxbackup", "--audit-log-maxsize"}
+
+
+def _audit_log_to_stdout(check: Check, sources: list[_FlagSource]) -> str | None:
+    """Why an audit log rotation check does not apply (`--audit-log-path=-` in every source:
+    the API server writes to stdout and ignores the rotation flags), or None."""
+    if check.component != "kube-apiserver" or not all(
+        t.flag in _AUDIT_FILE_ROTATION for t in check.audit.tests
+    ):
+        return None
+    if not sources or any(src.flags.get("--audit-log-path") != "-" for src in sources):
+        return None
+    return (
+        "not applicable: --audit-log-path=- writes the audit log to stdout, where the API "
+        "server ignores --audit-log-maxage, --audit-log-maxbackup and --audit-log-maxsize; "
+        "the container runtime's log rotation decides how long it is kept (review it by hand)"
+    )
+
+
 def _component_label(check: Check) -> str:
     return check.component if check.component != "node" else "node"
 
@@ -353,6 +393,9 @@ def _evaluate_flags(check: Check, snap: NodeSnapshot) -> Result:
         return Result(
             check, Status.SKIP, expected, None, None, f"{check.component} not found ({where})"
         )
+    to_stdout = _audit_log_to_stdout(check, [s for s in (file_src, live_src) if s is not None])
+    if to_stdout is not None:
+        return Result(check, Status.SKIP, expected, None, None, to_stdout)
     file_out = (
         _combine([file_src.run(t) for t in check.audit.tests], check.audit.combine)
         if file_src
@@ -442,17 +485,13 @@ def _evaluate_encryption(check: Check, snap: NodeSnapshot) -> Result:
     expected = f"first provider is one of {', '.join(allowed)}"
     live = snap.live_flags("kube-apiserver")
     manifest = snap.manifests.get("kube-apiserver")
-    config = (live.get("--encryption-provider-config") if live else None) or (
-        manifest.flags.get("--encryption-provider-config") if manifest else None
+    flag = flag_at(
+        "kube-apiserver", "--encryption-provider-config", snap.versions.of(check.component)
     )
+    config = (live.get(flag) if live else None) or (manifest.flags.get(flag) if manifest else None)
     if not config:
         return Result(
-            check,
-            _failing(check),
-            expected,
-            "no --encryption-provider-config",
-            None,
-            "kube-apiserver has no --encryption-provider-config",
+            check, _failing(check), expected, f"no {flag}", None, f"kube-apiserver has no {flag}"
         )
     path = snap.layout.host_path(config)
     try:
@@ -498,6 +537,10 @@ def evaluate_check(check: Check, snap: NodeSnapshot) -> Result:
         from cis_tui.audit.anonymous import evaluate_anonymous_auth
 
         return evaluate_anonymous_auth(check, snap)
+    if kind == "listeners":  # 1.3.7, 1.4.2: every port the version serves
+        from cis_tui.audit.listeners import evaluate_listeners
+
+        return evaluate_listeners(check, snap)
     raise ValueError(f"unknown audit type {kind}")
 
 

@@ -24,7 +24,14 @@ from cis_tui.audit.effective import (
 from cis_tui.audit.flags import ParsedArgs, parse_args
 from cis_tui.audit.processes import IgnoredProcess, LiveProcess, scan_processes
 from cis_tui.audit.strays import StrayFile, find_strays
-from cis_tui.audit.versions import UNKNOWN, NodeVersions, read_versions
+from cis_tui.audit.versions import (
+    UNKNOWN,
+    NodeVersions,
+    Version,
+    flag_table_at,
+    manifest_flag_table,
+    read_versions,
+)
 from cis_tui.audit.yamlcache import YamlLimitError, YamlSyntaxError, load_all_cached
 from cis_tui.layout import STATIC_COMPONENTS, Layout, Settings
 from cis_tui.safeyaml import MAX_BYTES
@@ -69,6 +76,9 @@ class Probe:
     period: float = 10.0
     timeout: float = 1.0
     failure_threshold: int = 3
+    #: Whether the manifest names the host: without one the kubelet probes the pod IP (the
+    #: node's address for a hostNetwork pod), which `host` stands for as 127.0.0.1.
+    host_given: bool = True
 
 
 @dataclass(frozen=True)
@@ -93,7 +103,10 @@ class Manifest:
 
     @functools.cached_property
     def flags(self) -> ParsedArgs:
-        return parse_args(self.component, self.argv)
+        """The flags as the version in the image tag parses them."""
+        return parse_args(
+            self.component, self.argv, manifest_flag_table(self.component, self.image)
+        )
 
 
 @dataclass(frozen=True)
@@ -181,6 +194,7 @@ def _probes(container: dict[str, Any]) -> tuple[Probe, ...]:
                     period=_seconds(spec, "periodSeconds", 10),
                     timeout=_seconds(spec, "timeoutSeconds", 1),
                     failure_threshold=int(_seconds(spec, "failureThreshold", 3)),
+                    host_given=bool(get.get("host")),
                 )
             )
     return tuple(probes)
@@ -333,8 +347,10 @@ def _walk(top: Path, include_top: bool) -> Iterator[Path]:
 
 
 @functools.lru_cache(maxsize=64)
-def _parse_cached(component: str, args: tuple[str, ...]) -> ParsedArgs:
-    return parse_args(component, args)
+def _parse_cached(
+    component: str, args: tuple[str, ...], version: Version | None = None
+) -> ParsedArgs:
+    return parse_args(component, args, flag_table_at(component, version))
 
 
 @dataclass
@@ -374,14 +390,14 @@ class NodeSnapshot:
 
     def live_flags(self, component: str) -> ParsedArgs | None:
         proc = self.processes.get(component)
-        return _parse_cached(component, proc.args) if proc else None
+        return _parse_cached(component, proc.args, self.versions.of(component)) if proc else None
 
     def kubelet_flags(self, live: bool) -> ParsedArgs | None:
         if live:
             return self.live_flags("kubelet")
         if not self.kubelet_file_args:
             return None
-        return _parse_cached("kubelet", self.kubelet_file_args)
+        return _parse_cached("kubelet", self.kubelet_file_args, self.versions.of("kubelet"))
 
     def _flag_path(self, component: str, flag: str) -> str | None:
         live = self.live_flags(component)
@@ -423,7 +439,7 @@ class NodeSnapshot:
         if flags is not None:
             base = base if flags.get("--config") else None
             dropins = dropins if flags.get("--config-dir") else ()
-        return KubeletConfigView(base, dropins)
+        return KubeletConfigView(base, dropins, self.versions.of("kubelet"))
 
     def found_problem(self) -> str | None:
         """One line saying that no Kubernetes node is here, or None when one is."""

@@ -112,7 +112,7 @@ class Fact:
         return self.removed is None or version < self.removed
 
 
-KINDS = {"flag", "plugin", "config", "gate", "cipher", "provider", "api"}
+KINDS = {"flag", "plugin", "config", "gate", "cipher", "provider", "api", "serving", "default"}
 _WHAT = {
     "flag": "{name}",
     "plugin": "admission plugin {name}",
@@ -121,6 +121,8 @@ _WHAT = {
     "cipher": "cipher suite name {name}",
     "provider": "encryption provider {name}",
     "api": "{name}",
+    "serving": "{name} serving",
+    "default": "{name}",
 }
 
 
@@ -180,6 +182,40 @@ def has(kind: str, component: str, name: str, version: Version | None) -> bool:
     return missing(kind, component, name, version) is None
 
 
+def default_at(component: str, name: str, version: Version | None) -> str | None:
+    """The default of a setting (a feature gate, a kubelet config field) in the component's
+    version, when it changed across versions (None: no row, the current default applies).
+    An unknown version takes the current default."""
+    for row in facts():
+        if row.kind != "default" or row.component not in (component, "*"):
+            continue
+        key, _, value = row.name.partition("=")
+        if key != name:
+            continue
+        if (row.removed is None) if version is None else row.present_in(version):
+            return value
+    return None
+
+
+#: The older name a flag had, for versions that predate the flag (the same setting).
+LEGACY_FLAGS = {
+    ("kube-apiserver", "--encryption-provider-config"): "--experimental-encryption-provider-config",
+}
+
+
+def flag_at(component: str, flag: str, version: Version | None) -> str:
+    """The flag that does `flag`'s job at `version`: itself, or its older name on a version
+    that has only that (v1.12's --experimental-encryption-provider-config)."""
+    legacy = LEGACY_FLAGS.get((component, flag))
+    if (
+        legacy
+        and missing("flag", component, flag, version)
+        and has("flag", component, legacy, version)
+    ):
+        return legacy
+    return flag
+
+
 def known_items(
     kind: str, component: str, names: Iterable[str], version: Version | None
 ) -> list[str]:
@@ -202,6 +238,22 @@ def flag_table_for(component: str, version: Version | None) -> dict[str, FlagSpe
         else:
             table.pop(row.name, None)
     return table
+
+
+@functools.cache
+def _table_at(component: str, version: Version | None) -> Mapping[str, FlagSpec]:
+    return flag_table_for(component, version)
+
+
+def flag_table_at(component: str, version: Version | None) -> Mapping[str, FlagSpec]:
+    """`flag_table_for`, cached: the flags a manifest or a process of that version is parsed
+    with (a v1.11 controller manager's --address is a flag, not an unknown word)."""
+    return _table_at(component, version)
+
+
+def manifest_flag_table(component: str, image: str | None) -> Mapping[str, FlagSpec]:
+    """The flags of the version in a manifest's image tag (v1.35's without a usable tag)."""
+    return flag_table_at(component, image_version(component, image) if image else None)
 
 
 def api_version_of(text: str) -> str | None:
@@ -406,6 +458,8 @@ def _test_missing(check: Check, test: Any, version: Version) -> str | None:
             return missing("plugin", comp, str(test.value), version)
         return None
     flag_gone = missing("flag", comp, test.flag, version)
+    if flag_gone and flag_at(comp, test.flag, version) != test.flag:
+        return None  # judged on its older name
     if test.key and flag_gone is None:
         return missing("gate", comp, test.key, version)
     if flag_gone is None:
@@ -434,7 +488,8 @@ def not_applicable(check: Check, versions: NodeVersions | None) -> str | None:
         version = replace(version, text=f"{version} (assumed: the control plane's)")
     audit = check.audit
     if audit.type == "encryption-providers":
-        why = missing("flag", check.component, "--encryption-provider-config", version)
+        flag = flag_at(check.component, "--encryption-provider-config", version)
+        why = missing("flag", check.component, flag, version)
         return f"not applicable: {why}" if why else None
     if audit.type != "flags" or not audit.tests:
         return None

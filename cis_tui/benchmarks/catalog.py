@@ -24,6 +24,7 @@ AUDIT_TYPES = {
     "manual",
     "encryption-providers",
     "anonymous-auth",
+    "listeners",
 }
 TEST_OPS = {"set", "unset", "eq", "noteq", "gte", "has", "lacks", "subset", "loopback"}
 COMPONENTS = {

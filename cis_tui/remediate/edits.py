@@ -14,6 +14,7 @@ import functools
 import posixpath
 import re
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,7 @@ from cis_tui.audit.flags import (
     split_map,
     validate_value,
 )
+from cis_tui.audit.versions import manifest_flag_table
 from cis_tui.remediate import yamltext as yt
 from cis_tui.remediate.yamltext import EditError
 
@@ -133,6 +135,8 @@ class _Pod:
     slots: tuple[tuple[str, int], ...]  # argv index -> (sequence key, item index)
     parsed: ParsedArgs
     data: dict[str, Any]
+    #: The flags of the version in the image tag.
+    table: Mapping[str, FlagSpec]
 
     def node(self, index: int) -> ScalarNode:
         key, item = self.slots[index]
@@ -373,7 +377,7 @@ class PodManifest(_Editor):
     def _spec(self, flag: str) -> FlagSpec | None:
         if not flag.startswith("--") or len(flag) < 3 or "=" in flag:
             raise EditError(f"invalid flag name {flag!r}: expected --name")
-        table = flag_table(self.component)
+        table = self._pod.table
         if not table:
             return None
         spec = table.get(flag)
@@ -421,7 +425,7 @@ class PodManifest(_Editor):
     def _new_items(self, flag: str, value: str) -> list[str]:
         pod = self._pod
         styles = Counter(o.style for o in pod.parsed.occurrences if o.style in ("=", " "))
-        spec = flag_table(self.component).get(flag)
+        spec = pod.table.get(flag)
         takes_value = spec is None or not spec.takes_optional_value
         if takes_value and styles[" "] > styles["="]:
             return [flag, value]
@@ -703,11 +707,13 @@ def _parse_pod(text: str, component: str) -> _Pod:
     if "args" in seqs:
         slots += [("args", i) for i in range(len(seqs["args"].value))]
     argv = [seqs[key].value[i].value for key, i in slots]
-    parsed = parse_args(component, argv)
+    image = yt.mapping_scalar(container, "image")
+    table = manifest_flag_table(component, image)
+    parsed = parse_args(component, argv, table)
     # Built from the tree already composed (one parse, not two), unless a merge key is there:
     # constructing one rewrites the tree whose positions the edits use.
     data = yt.load(text) if "<<" in text else yt.construct(root)
-    return _Pod(root, spec, container, seqs, tuple(slots), parsed, data)
+    return _Pod(root, spec, container, seqs, tuple(slots), parsed, data, table)
 
 
 def _stray_value(pod: _Pod, occ: Occurrence) -> int | None:

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cis_tui.audit.anonymous import ALLOWED_PATHS
+from cis_tui.audit.evaluate import is_loopback
 from cis_tui.audit.flags import split_map
+from cis_tui.audit.listeners import listeners
 from cis_tui.audit.node import parse_manifest
-from cis_tui.audit.versions import Version
+from cis_tui.audit.versions import Version, flag_at
 from cis_tui.layout import Layout
 from cis_tui.remediate.edits import PodManifest, VolumeNameTaken
 
@@ -82,15 +84,21 @@ rules:
 """
 
 
-def _encryption_config(provider: str, key: bytes) -> str:
+def _encryption_config(provider: str, key: bytes, legacy: bool = False) -> str:
+    """The EncryptionConfiguration (the alpha `v1` EncryptionConfig that
+    --experimental-encryption-provider-config reads before v1.13 when `legacy`)."""
     secret = base64.b64encode(key).decode()
+    api = (
+        "apiVersion: v1\nkind: EncryptionConfig"
+        if legacy
+        else ("apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration")
+    )
     return f"""\
 # Encryption at rest written by cis-tui (CIS 1.2.27 / 1.2.28). The key below decrypts every
 # Secret: keep this file 0600, back it up with your etcd snapshots, and rotate it by adding a
 # new key first. Existing Secrets stay unencrypted until rewritten:
 #   kubectl get secrets -A -o json | kubectl replace -f -
-apiVersion: apiserver.config.k8s.io/v1
-kind: EncryptionConfiguration
+{api}
 resources:
 - resources:
   - secrets
@@ -182,7 +190,8 @@ def audit_log_path(pod: PodManifest, ctx: RecipeContext) -> list[CompanionFile]:
 
 def encryption_provider_config(pod: PodManifest, ctx: RecipeContext) -> list[CompanionFile]:
     layout = ctx.layout
-    current = pod.flags().get("--encryption-provider-config")
+    flag = flag_at(pod.component, "--encryption-provider-config", ctx.version)
+    current = pod.flags().get(flag)
     node_path = current or layout.node_path(layout.encryption_config)
     host = layout.host_path(node_path)
     companions = []
@@ -190,7 +199,7 @@ def encryption_provider_config(pod: PodManifest, ctx: RecipeContext) -> list[Com
         if current is None:
             raise RecipeError(
                 f"{host} already exists but the API server does not use it; review it and set "
-                "--encryption-provider-config by hand"
+                f"{flag} by hand"
             )
         # The API server already reads a config whose first provider is weak: rewriting it
         # would lose keys that decrypt existing data. This needs a human.
@@ -199,11 +208,17 @@ def encryption_provider_config(pod: PodManifest, ctx: RecipeContext) -> list[Com
             f"{ctx.params.get('provider', 'secretbox')} comes first"
         )
     provider = ctx.params.get("provider", "secretbox")
-    text = _encryption_config(provider, os.urandom(32))
+    legacy = flag != "--encryption-provider-config"
+    text = _encryption_config(provider, os.urandom(32), legacy)
     companions.append(
         CompanionFile(host, node_path, text.encode(), 0o600, f"{provider} key", secret=True)
     )
-    pod.set_flag("--encryption-provider-config", node_path)
+    pod.set_flag(flag, node_path)
+    if legacy:
+        pod.notes.append(
+            f"kube-apiserver {ctx.version} reads encryption at rest from {flag} (renamed "
+            "--encryption-provider-config in v1.13), in the alpha EncryptionConfig format"
+        )
     _mount(pod, "encryption-config", posixpath.dirname(node_path), "DirectoryOrCreate", True)
     return companions
 
@@ -342,6 +357,37 @@ def anonymous_auth_config(pod: PodManifest, ctx: RecipeContext) -> list[Companio
     return [CompanionFile(host, node_path, text.encode(), 0o600, what)]
 
 
+def serve_on_loopback(pod: PodManifest, ctx: RecipeContext) -> list[CompanionFile]:
+    """CIS 1.3.7 / 1.4.2: every port the version serves on 127.0.0.1: `--bind-address` where the
+    version has it, and `--address` while it still serves the unauthenticated port (kubeadm's
+    HTTP liveness probe of 127.0.0.1 on that port keeps working, as it would not with --port=0)."""
+    comp, version = pod.component, ctx.version
+    probes = parse_manifest(pod.text, Path(f"{comp}.yaml"), comp).probes
+    changed = False
+    for listener in listeners(comp, pod.flags().values, version):
+        if not listener.on_loopback:
+            for probe in probes:
+                on_loopback = probe.host_given and is_loopback(probe.host)
+                if str(probe.port) == listener.port and not on_loopback:
+                    where = probe.host if probe.host_given else "the pod IP (no host: given)"
+                    raise RecipeError(
+                        f"the {probe.kind} reaches :{listener.port} on {where}; with "
+                        f"{listener.flag}=127.0.0.1 it would fail and the "
+                        f"kubelet would restart {comp} in a loop: set host: 127.0.0.1 on the "
+                        "probe first"
+                    )
+            pod.set_flag(listener.flag, "127.0.0.1")
+            changed = True
+            if not listener.secure:
+                pod.notes.append(
+                    f"{comp} {version} still serves the unauthenticated port :{listener.port}: "
+                    "--address=127.0.0.1 keeps it off the network"
+                )
+    if not changed:
+        raise RecipeError(f"every port {comp} serves is already on loopback")
+    return []
+
+
 Recipe = Callable[[PodManifest, RecipeContext], list[CompanionFile]]
 
 RECIPES: dict[str, Recipe] = {
@@ -350,4 +396,5 @@ RECIPES: dict[str, Recipe] = {
     "encryption-provider-config": encryption_provider_config,
     "event-rate-limit": event_rate_limit,
     "anonymous-auth-config": anonymous_auth_config,
+    "serve-on-loopback": serve_on_loopback,
 }

@@ -275,9 +275,8 @@ def test_an_absent_bind_address_listens_on_every_interface(kubeadm_node, check_i
     manifest.write_text(manifest.read_text().replace("    - --bind-address=127.0.0.1\n", ""))
     result = verdicts(kubeadm_node, check_id)[check_id]
     assert result.status is Status.FAIL
-    assert result.file_value == (
-        "--bind-address absent (the default 0.0.0.0 applies; kube-bench passes an absent flag)"
-    )
+    port = "10257" if component == "kube-controller-manager" else "10259"
+    assert result.file_value == f"--bind-address absent: :{port} on 0.0.0.0 (kube-bench passes it)"
 
 
 # ---- kube-apiserver: the legacy --admission-control ----

@@ -187,15 +187,19 @@ def test_checks_the_version_lacks_are_skip_naming_the_version(trees):
 
 def test_legacy_admission_control_keeps_plugin_checks_applicable(trees):
     """v1.8 has no --enable-admission-plugins, but --admission-control is its plugin list:
-    NodeRestriction applies; EventRateLimit (1.9) and DenyServiceExternalIPs (1.21) do not."""
+    NodeRestriction and EventRateLimit (alpha in 1.8) apply; DenyServiceExternalIPs (1.21) does
+    not. Encryption at rest applies under its older name."""
     snap = take_snapshot(load_settings(root=trees / "t03-kubeadm18"))
     catalog = load_catalog("cis-1.12")
     assert not_applicable(catalog.get("1.2.14"), snap.versions) is None
-    assert "v1.8.1 has no admission plugin EventRateLimit (added in v1.9)" in str(
-        not_applicable(catalog.get("1.2.9"), snap.versions)
+    assert not_applicable(catalog.get("1.2.9"), snap.versions) is None
+    assert "v1.8.1 has no admission plugin DenyServiceExternalIPs (added in v1.21)" in str(
+        not_applicable(catalog.get("1.2.3"), snap.versions)
     )
-    assert "--encryption-provider-config (added in v1.13)" in str(
-        not_applicable(catalog.get("1.2.28"), snap.versions)
+    assert not_applicable(catalog.get("1.2.28"), snap.versions) is None
+    results = {r.id: r for r in evaluate(catalog, snap, ["1.2.27", "1.2.28"])}
+    assert results["1.2.27"].reason == (
+        "file: --experimental-encryption-provider-config absent (kube-apiserver v1.8.1 names it so)"
     )
 
 

@@ -190,3 +190,17 @@ def test_the_kubeadm_default_node_is_still_fixed_offline(capsys, kubeadm_node, t
     code, out, _err = run_cli(capsys, "--root", str(kubeadm_node), "scan", "--failing")
     assert code == 0 and " 0 FAIL" in out.splitlines()[-1]
     assert out.splitlines()[1].startswith("cis-2.0: Kubernetes v1.35.0")
+
+
+def test_encryption_at_rest_before_1_13_uses_the_experimental_flag_and_format(trees):
+    """v1.11 reads encryption at rest from --experimental-encryption-provider-config, in the
+    alpha `v1` EncryptionConfig format; the 1.13 flag would stop it (unknown flag)."""
+    _snap, plan = plan_everything(trees / "t02-kubeadm111")
+    assert "1.2.27" in plan.checks
+    args = _new_args(plan, "kube-apiserver")
+    assert not any(a.startswith("--encryption-provider-config") for a in args)
+    flag = next(a for a in args if a.startswith("--experimental-encryption-provider-config="))
+    file = next(f for f in plan.files if f.component == "kube-apiserver")
+    config = next(c for c in file.companions if c.node_path == flag.split("=", 1)[1])
+    assert config.secret and config.mode == 0o600
+    assert api_version_of(config.content.decode()) == "v1/EncryptionConfig"
