@@ -33,7 +33,8 @@ def test_footer_home_end_help_and_confirm_keys(tmp_path, size):
             assert key in footer, f"{key!r} is cut from the footer: {footer!r}"
 
         # End and Home move the table's cursor: the details pane follows it.
-        top = details_id(pane.text())
+        text = pane.wait_until(lambda text: details_id(text) is not None, "the details pane")
+        top = details_id(text)
         pane.keys("End")
         pane.wait_until(lambda text: details_id(text) not in (None, top), "End moves the cursor")
         pane.keys("Home")
