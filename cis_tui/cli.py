@@ -71,11 +71,14 @@ def _add_globals(parser: argparse.ArgumentParser, suppress: bool) -> None:
 
 
 def _settings(args: argparse.Namespace):  # noqa: ANN202 - Settings, imported lazily
+    """The settings, with the kubelet config file the kubelet itself names."""
+    from cis_tui.audit.node import with_kubelet_config
     from cis_tui.layout import load_settings
 
-    return load_settings(
+    settings = load_settings(
         config=args.config, root=args.root, state_dir=args.state_dir, benchmark=args.benchmark
     )
+    return with_kubelet_config(settings)
 
 
 def _for_node(settings, versions=None):  # noqa: ANN001, ANN202 - Settings, NodeVersions

@@ -193,10 +193,13 @@ def _local_url(url: str) -> bool:
         return False
 
 
-def etcd_without_peers(setting: Callable[[str], str | None]) -> str | None:
+def etcd_without_peers(
+    setting: Callable[[str], str | None], config_file: str | None = None
+) -> str | None:
     """Why etcd has no peer traffic to protect, or None when it may have: a single member
     (no discovery, --initial-cluster naming no other member) whose peer listener is on
-    loopback only. `setting` gives the value etcd uses for a flag (None: its default)."""
+    loopback only. `setting` gives the value etcd uses for a flag (None: its default);
+    `config_file`: the file etcd reads its settings from instead of flags."""
     if setting("--discovery") or setting("--discovery-srv"):
         return None
     cluster = setting("--initial-cluster") or ""
@@ -206,7 +209,10 @@ def etcd_without_peers(setting: Callable[[str], str | None]) -> str | None:
     listen = setting("--listen-peer-urls") or "http://localhost:2380"  # etcd's default
     if not all(_local_url(url) for url in split_list(listen)):
         return None
-    named = f"--initial-cluster {cluster}" if cluster else "no --initial-cluster"
+    name = "--initial-cluster" if config_file is None else "initial-cluster"
+    named = f"{name} {cluster}" if cluster else f"no {name}"
+    if config_file is not None:
+        named += f" in {config_file}"
     return (
         f"not applicable: a single-member etcd ({named}) whose peer listener {listen} "
         "is on loopback only has no peer traffic to protect"

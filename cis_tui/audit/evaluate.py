@@ -248,8 +248,11 @@ class _FlagSource:
         if value is None:
             text = f"{label.split(' ')[0]} absent"
             spec = spec_for(self.component, test.flag)
-            if kube_bench and spec is not None and spec.default:
-                origin = f"the default {spec.default} applies; kube-bench passes an absent flag"
+            default = spec.default.strip('"') if spec is not None else ""
+            if kube_bench and default:
+                origin = f"the default {default} applies; kube-bench passes an absent flag"
+            elif default and not origin and label == test.flag and default not in {"[]", "{}"}:
+                origin = f"default {default}"
             return _Outcome(test.absent == "pass", text + (f" ({origin})" if origin else ""))
         if kube_bench and origin in {CONFIG_FILE_DEFAULT, FLAG_DEFAULT}:
             origin += "; kube-bench passes an absent setting"
@@ -349,7 +352,10 @@ def _etcd_without_peers(check: Check, sources: list[_FlagSource]) -> str | None:
         t.flag.startswith("--peer-") for t in check.audit.tests
     ):
         return None
-    reasons = [etcd_without_peers(src.setting) for src in sources]
+    reasons = [
+        etcd_without_peers(src.setting, src.etcd_file.named if src.etcd_file else None)
+        for src in sources
+    ]
     return reasons[0] if reasons and all(reasons) else None
 
 

@@ -12,8 +12,8 @@ import pwd
 import shlex
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from cis_tui.audit.effective import (
@@ -100,6 +100,22 @@ class Manifest:
     def argv(self) -> tuple[str, ...]:
         """Arguments after the binary name, as the process will see them."""
         return (*self.command[1:], *self.args)
+
+    def host_path_of(self, container_path: str) -> str | None:
+        """Where a path the container names lies on the host, through the hostPath volume
+        mounted deepest above it (kubeadm mounts each path at the same path); None when no
+        mount covers it: it is inside the container's own filesystem."""
+        volumes = {v.name: v.path for v in self.volumes}
+        best: tuple[int, str] | None = None
+        target = PurePosixPath(container_path)
+        for mount in self.mounts:
+            mounted = PurePosixPath(mount.mount_path)
+            if mount.name in volumes and target.is_relative_to(mounted):
+                depth = len(mounted.parts)
+                if best is None or depth > best[0]:
+                    host = PurePosixPath(volumes[mount.name]) / target.relative_to(mounted)
+                    best = (depth, str(host))
+        return best[1] if best else None
 
     @functools.cached_property
     def flags(self) -> ParsedArgs:
@@ -478,6 +494,12 @@ class NodeSnapshot:
             etcd_file = self.etcd_files.get("live") or self.etcd_files.get("file")
             if isinstance(etcd_file, EtcdConfigFile):  # etcd ignores its flags then
                 data_dir = etcd_file.lookup("--data-dir")[0]
+            manifest = self.manifests.get("etcd")
+            if data_dir and manifest is not None and manifest.mounts:
+                # The path is etcd's, inside its container: the host has it where mounted.
+                data_dir = manifest.host_path_of(data_dir)
+                if data_dir is None:
+                    return []
             candidates = [lay.host_path(data_dir) if data_dir else lay.etcd_data_dir]
         elif target == "cni-files":
             candidates = [
@@ -653,6 +675,31 @@ def _read_etcd_files(snap: NodeSnapshot) -> None:
         if path not in read:
             read[path] = _read_etcd_file(path, text, named_by)
         snap.etcd_files[which] = read[path]
+
+
+def with_kubelet_config(settings: Settings) -> Settings:
+    """`settings` whose layout names the kubelet config file the kubelet really reads: the one
+    its --config names on the running kubelet's command line, else in its unit and
+    kubeadm-flags.env, else the layout's own. Scan, plan, backups and restore then judge, edit
+    and restore that one file (a kubelet started with --config /etc/kubernetes/kubelet.yaml)."""
+    layout = settings.layout
+    candidates: list[tuple[str, ...]] = []
+    if not settings.has_root_override:
+        from cis_tui.audit.processes import scan_processes
+
+        found = scan_processes(("kubelet",), settings.process_root, identity=settings.identity)
+        if (proc := found.live.get("kubelet")) is not None:
+            candidates.append(proc.args)
+    candidates.append(read_kubelet_file_args(layout))
+    for args in candidates:
+        named = _parse_cached("kubelet", tuple(args)).get("--config")
+        if named and named.startswith("/"):
+            path = layout.host_path(named)
+            if path == layout.kubelet_config:
+                return settings
+            layout.confined(path)
+            return replace(settings, layout=replace(layout, kubelet_config=path))
+    return settings
 
 
 def take_snapshot(settings: Settings, live: bool | None = None) -> NodeSnapshot:

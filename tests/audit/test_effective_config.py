@@ -380,3 +380,15 @@ def test_t09_kubelet_file_defaults_and_legacy_admission(realworld):
 
 def test_t03_legacy_admission_control_enables_node_restriction(realworld):
     assert statuses(realworld / "t03-kubeadm18", "1.2.14") == {"1.2.14": "PASS"}
+
+
+def test_t08_etcd_data_dir_is_found_through_its_volume(realworld, tmp_path):
+    """etcd's data-dir (/mnt/data in its config file) is a path inside its container; the pod
+    mounts the host's /srv/etcd at /mnt, so the host directory judged is /srv/etcd/data."""
+    root = materialize(tmp_path, "t08-homekube128-args") / "t08-homekube128-args"
+    (root / "mnt/data").mkdir(parents=True, mode=0o755)  # a decoy: not etcd's directory
+    (root / "srv/etcd/data").mkdir(parents=True, mode=0o700)
+    got = verdicts(root, "1.1.11", "1.1.12")
+    assert got["1.1.11"].status is Status.PASS
+    assert got["1.1.11"].file_value == f"{root}/srv/etcd/data 700"
+    assert got["1.1.12"].file_value == f"{root}/srv/etcd/data root:root"

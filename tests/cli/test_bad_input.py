@@ -109,10 +109,11 @@ def test_a_kubelet_config_at_another_path_is_the_one_judged(capsys, kubeadm_node
     doc = scan_json(capsys, kubeadm_node, "--check", "4.1.9,4.2.13")
     assert statuses(doc) == {"4.1.9": "PASS", "4.2.13": "PASS"}
     assert str(moved) in doc["results"][0]["evidence"]["file"]
-    # Backups restore only to the layout's kubelet config: the other file is not edited.
+    # The file the kubelet reads is the one planned (and backed up, and restored).
     code, out, _ = run_cli(capsys, "--root", str(kubeadm_node), "plan", "4.2.12")
     assert code == 0
-    assert f"not planned: 4.2.12: the kubelet reads {moved} (its --config)" in out
+    assert f"[1/1] {moved}\n" in out
+    assert not default.exists()
 
 
 def test_planning_an_error_check_exits_1(capsys, kubeadm_node):
