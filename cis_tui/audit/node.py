@@ -22,8 +22,9 @@ from cis_tui.audit.effective import (
     etcd_config_named,
 )
 from cis_tui.audit.flags import ParsedArgs, parse_args
+from cis_tui.audit.podspec import refusals
 from cis_tui.audit.processes import IgnoredProcess, LiveProcess, scan_processes
-from cis_tui.audit.strays import StrayFile, find_strays
+from cis_tui.audit.strays import StrayFile, find_strays, refused_pod
 from cis_tui.audit.versions import (
     UNKNOWN,
     NodeVersions,
@@ -95,6 +96,8 @@ class Manifest:
     probes: tuple[Probe, ...] = ()
     ports: dict[str, int] = field(default_factory=dict)
     image: str = ""  # the container's image: its tag is the component's version
+    #: Why the kubelet refuses to run this pod at all (cis_tui.audit.podspec); empty: it runs.
+    refused: tuple[str, ...] = ()
 
     @property
     def argv(self) -> tuple[str, ...]:
@@ -279,6 +282,7 @@ def parse_manifest(text: str, path: Path, component: str) -> Manifest:
         probes=_probes(container),
         ports=ports,
         image=str(container.get("image") or ""),
+        refused=tuple(refusals(doc)),
     )
 
 
@@ -726,7 +730,9 @@ def take_snapshot(settings: Settings, live: bool | None = None) -> NodeSnapshot:
         except InputError as exc:
             snap.manifest_errors[component] = exc
     if dir_error is None:
-        snap.strays = tuple(find_strays(layout))
+        snap.strays = tuple(find_strays(layout)) + tuple(
+            refused_pod(m) for m in snap.manifests.values() if m.refused
+        )
     snap.kubelet_file_args = read_kubelet_file_args(settings.layout)
     if look_live:
         scan = scan_processes(

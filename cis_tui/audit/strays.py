@@ -14,9 +14,13 @@ import stat
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cis_tui import safeyaml
 from cis_tui.layout import COMPONENTS, Layout
+
+if TYPE_CHECKING:
+    from cis_tui.audit.node import Manifest
 
 #: Name endings editors, package managers and admins leave behind.
 LEFTOVER_SUFFIXES = (
@@ -31,6 +35,7 @@ class StrayKind(str, Enum):
     COPY = "second-pod"  # runs a control-plane component a second time
     LEFTOVER = "leftover"  # a backup or editor file the kubelet tries to run
     EXTRA = "extra-pod"  # another static pod (kube-vip, haproxy …): not judged, only listed
+    REFUSED = "refused-pod"  # a component's own manifest the kubelet will not run
 
 
 @dataclass(frozen=True)
@@ -122,3 +127,18 @@ def find_strays(layout: Layout) -> list[StrayFile]:
             remedy = "nothing to do if it is meant to run (kube-vip, haproxy, keepalived …)"
         found.append(StrayFile(path, kind, component, message, remedy))
     return found
+
+
+def refused_pod(manifest: Manifest) -> StrayFile:
+    """A component's own manifest that the kubelet refuses to run: the component is down
+    whatever its flags say (they are still judged: they are what would run once it is fixed)."""
+    first = manifest.refused[0]
+    more = f" (and {len(manifest.refused) - 1} more)" if len(manifest.refused) > 1 else ""
+    return StrayFile(
+        manifest.path,
+        StrayKind.REFUSED,
+        manifest.component,
+        f"the kubelet refuses to run this pod: {first}{more}; {manifest.component} is not "
+        "started from it",
+        "fix the manifest by hand (cis-tui plans no change to it until the kubelet accepts it)",
+    )

@@ -224,6 +224,12 @@ class _Planner:
         else:
             if key in self.snap.manifest_errors:
                 raise RecipeError(str(self.snap.manifest_errors[key]))
+            manifest = self.snap.manifests.get(key)
+            if manifest is not None and manifest.refused:
+                raise RecipeError(
+                    f"the kubelet refuses to run {manifest.path} as it is "
+                    f"({manifest.refused[0]}); fix that by hand first"
+                )
             path = self.layout.manifest(key)
             draft = _Draft("manifest", key, path, self._read(path, "manifest"))
         draft.text = draft.old_text
