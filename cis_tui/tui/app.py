@@ -551,7 +551,7 @@ def run_tui(
     check_trusted(settings.state_dir)  # an untrusted state directory: exit 2 before any frame
     try:
         first: ScanDone | None = (
-            ScanDone(evaluate(catalog, snapshot), snapshot.live, snapshot.strays)
+            ScanDone(evaluate(catalog, snapshot), snapshot.live, snapshot.strays, snapshot.versions)
             if snapshot is not None
             else scan_node(settings, catalog)
         )

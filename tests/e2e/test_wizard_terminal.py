@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import shlex
 
 import pytest
 
@@ -104,3 +105,26 @@ def test_the_stray_backup_scenario_names_its_cause(tmp_path):
     finally:
         pane.kill()
     assert_cleaned_up(tmpdir)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_the_header_names_a_real_world_tree_s_version_and_its_refused_pod(tmp_path, size):
+    """The wizard on a copied node: the header shows the Kubernetes version its images carry,
+    and the bar above the table says the kubelet refuses its API server pod (tree t11)."""
+    from tests.realworld import materialize
+
+    tree = materialize(tmp_path / "trees", "t11-kubeadm121-enc") / "t11-kubeadm121-enc"
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    command = demo_command(tmpdir).replace(" demo;", f" --root {shlex.quote(str(tree))};")
+    pane = Pane(tmp_path)
+    try:
+        pane.start(command, size=size)
+        pane.wait_for(r"\d+/90 checks", timeout=90)
+        header = pane.text().splitlines()[0]
+        assert "cis-1.10 · Kubernetes v1.21.0 · " in header, header
+        pane.wait_for(r"the kubelet refuses to run\s+this pod")
+        pane.keys("C-q")
+        pane.wait_for(r"EXIT=\d")
+    finally:
+        pane.kill()
