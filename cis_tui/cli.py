@@ -176,6 +176,7 @@ def _check_ids(args: argparse.Namespace, catalog: Catalog) -> list[str] | None:
 def cmd_plan(args: argparse.Namespace) -> int:
     from cis_tui.audit.node import take_snapshot
     from cis_tui.benchmarks.catalog import load_catalog
+    from cis_tui.persist.planner import attach_persistence
     from cis_tui.remediate.params import parse_param_options
     from cis_tui.remediate.plan import build_plan
     from cis_tui.remediate.planfile import SavedPlan, save_plan
@@ -190,7 +191,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     catalog = load_catalog(settings.benchmark)
     ids = _check_ids(args, catalog)
     params = parse_param_options(args.param or [], catalog)
-    plan = build_plan(catalog, snap, ids, params, include_manual=args.include_manual)
+    plan = attach_persistence(
+        build_plan(catalog, snap, ids, params, include_manual=args.include_manual), settings
+    )
     print(render_plan(plan, color=sys.stdout.isatty() and not _no_color()))
     _print_left_out(plan)
     if args.save:
@@ -318,6 +321,7 @@ def _engine(args: argparse.Namespace, settings, catalog, fmt: str = "text"):  # 
 def cmd_apply(args: argparse.Namespace) -> int:
     from cis_tui.audit.node import take_snapshot
     from cis_tui.benchmarks.catalog import load_catalog
+    from cis_tui.persist.planner import attach_persistence
     from cis_tui.remediate.params import parse_param_options
     from cis_tui.remediate.plan import build_plan
     from cis_tui.remediate.planfile import load_plan
@@ -343,7 +347,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
     engine = _engine(args, settings, catalog, args.format)
     if engine.gate and settings.has_root_override:
         raise UserError("a --root tree has no live processes to gate on; add --no-health-gate")
-    plan = build_plan(catalog, snap, ids, params, include_manual=args.include_manual)
+    plan = attach_persistence(
+        build_plan(catalog, snap, ids, params, include_manual=args.include_manual), settings
+    )
     if args.format == "text":
         print(render_plan(plan, color=sys.stdout.isatty() and not _no_color()))
         _print_left_out(plan)
@@ -418,7 +424,7 @@ def cmd_backups(args: argparse.Namespace) -> int:
                 value = ", ".join(str(v) for v in value) or "-"
             if value is not None:
                 print(f"{key}: {value}")
-        if backup.kind == "file":
+        if backup.kind in {"file", "configmap"}:
             print("--- content ---")
             print(store.original_bytes(backup).decode("utf-8", errors="replace"), end="")
         else:
@@ -426,13 +432,18 @@ def cmd_backups(args: argparse.Namespace) -> int:
                 print(f"{rec.path}: mode {rec.mode:04o} uid {rec.uid} gid {rec.gid}")
         return EXIT_OK
     if action == "diff":
-        if backup.kind != "file":
+        if backup.kind == "attributes":
             raise UserError("an attributes backup has no content to diff; use `backups show`")
         old = store.original_bytes(backup).decode("utf-8", errors="replace")
-        try:
-            current = Path(backup.path).read_bytes().decode("utf-8", errors="replace")  # keeps CRLF
-        except FileNotFoundError:
-            current = ""
+        if backup.kind == "configmap":
+            from cis_tui.persist.planner import current_configmap_text
+
+            current = current_configmap_text(settings, backup.component, backup.path)
+        else:
+            try:  # bytes: keeps CRLF
+                current = Path(backup.path).read_bytes().decode("utf-8", errors="replace")
+            except FileNotFoundError:
+                current = ""
         diff = unified_diff(old, current, backup.path)
         if not diff:
             print(f"{backup.path} is identical to backup {backup.id}")
@@ -440,7 +451,8 @@ def cmd_backups(args: argparse.Namespace) -> int:
         lines = diff.splitlines(keepends=True)
         for i, line in enumerate(lines[:4]):
             if line.startswith(("--- ", "+++ ")):
-                side = f"backup {backup.id}" if line.startswith("---") else "current file"
+                now = "current ConfigMap" if backup.kind == "configmap" else "current file"
+                side = f"backup {backup.id}" if line.startswith("---") else now
                 lines[i] = f"{line.rstrip()}  ({side})\n"
         print("".join(lines), end="")
         return EXIT_OK

@@ -212,6 +212,21 @@ class Layout:
         return replace(self, **changes)
 
 
+PERSIST_MODES = ("auto", "kubeadm-config", "off")
+
+
+@dataclass(frozen=True)
+class PersistSettings:
+    """`[persist]`: how a fix is made to survive `kubeadm upgrade`. `auto` is kubeadm-config on
+    a kubeadm node whose API server answers with admin.conf, else off (and the plan says why)."""
+
+    mode: str = "auto"
+    #: kubeadm patch files, for clusters that pass `--patches DIR` to kubeadm.
+    patches_dir: Path = Path("/etc/kubernetes/patches")
+    #: The kubeconfig whose client certificate reads and writes kubeadm's ConfigMaps.
+    kubeconfig: Path | None = None  # None: the layout's admin.conf
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the config file and global options decide."""
@@ -237,6 +252,7 @@ class Settings:
     identity: ProcessIdentity = field(default_factory=ProcessIdentity)
     #: The wizard's keymap (`[keys]`): binding id -> comma-separated keys, e.g. "p,enter".
     keys: dict[str, str] = field(default_factory=dict)
+    persist: PersistSettings = field(default_factory=PersistSettings)
 
 
 _LAYOUT_KEYS = {f.name for f in fields(Layout)} - {"manifest_names", "root"}
@@ -430,6 +446,20 @@ def _parse_versions(table: dict[str, Any], path: Path) -> dict[str, str]:
     return {k: str(v).strip() for k, v in table.items()}
 
 
+def _parse_persist(table: dict[str, Any], path: Path) -> PersistSettings:
+    """`[persist]`: mode, patches_dir, kubeconfig."""
+    _unknown(table, {"mode", "patches_dir", "kubeconfig"}, "persist", path)
+    kwargs: dict[str, Any] = {}
+    if "mode" in table:
+        if table["mode"] not in PERSIST_MODES:
+            raise UserError(f"persist.mode must be one of {', '.join(PERSIST_MODES)}", path)
+        kwargs["mode"] = table["mode"]
+    for key in ("patches_dir", "kubeconfig"):
+        if key in table:
+            kwargs[key] = _abs_path(table[key], f"persist.{key}", path)
+    return PersistSettings(**kwargs)
+
+
 def _default_state_dir(root: Path | None) -> Path:
     if root is not None:
         return root / "var/lib/cis-tui"
@@ -450,7 +480,10 @@ def load_settings(
     data: dict[str, Any] = {}
     if explicit is not None or path.is_file():
         data = _read_toml(path)
-    tables = {"layout", "state", "kubelet", "health", "processes", "benchmark", "keys", "versions"}
+    tables = {
+        "layout", "state", "kubelet", "health", "processes", "benchmark", "keys", "versions",
+        "persist",
+    }  # fmt: skip
     _unknown(data, tables, "top", path)
     keys = _parse_keys(_expect(data.get("keys", {}), "keys", path), path)
 
@@ -496,6 +529,13 @@ def load_settings(
             raise UserError("benchmark must be a benchmark name such as cis-1.12", path)
         bench, chosen_by = data["benchmark"], f"benchmark in {path}"
     versions = _parse_versions(_expect(data.get("versions", {}), "versions", path), path)
+    persist = _parse_persist(_expect(data.get("persist", {}), "persist", path), path)
+    if root is not None:
+        persist = replace(
+            persist,
+            patches_dir=layout.host_path(persist.patches_dir),
+            kubeconfig=layout.host_path(persist.kubeconfig) if persist.kubeconfig else None,
+        )
     return Settings(
         layout=layout,
         state_dir=Path(chosen_state).absolute(),
@@ -510,4 +550,5 @@ def load_settings(
         has_root_override=root is not None,
         identity=identity,
         keys=keys,
+        persist=persist,
     )

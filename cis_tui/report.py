@@ -278,6 +278,8 @@ def render_plan(plan: Plan, color: bool = False) -> str:
         lines.append("")
     for skip in plan.skipped:
         lines.append(f"not planned: {skip.check_id}: {skip.reason}")
+    if plan.files and plan.persistence is not None:
+        lines.append(plan.persistence.describe())
     if plan.files:
         restarts = ", ".join(plan.restarts) or "none"
         lines.append(

@@ -36,6 +36,11 @@ from cis_tui.layout import Layout
 
 #: meta.json is a few KB; anything far larger was not written by cis-tui.
 META_LIMIT = 1 << 20
+#: The ConfigMap data keys a `configmap` backup may hold, by the backup's component.
+CONFIGMAP_LABELS = {
+    "kubeadm-config": "configmap kube-system/kubeadm-config ClusterConfiguration",
+    "kubelet-config": "configmap kube-system/kubelet-config kubelet",
+}
 
 
 @dataclass(frozen=True)
@@ -162,6 +167,29 @@ class BackupStore:
             mode=stat.S_IMODE(st.st_mode),
             uid=st.st_uid,
             gid=st.st_gid,
+            checks=checks,
+            plan=plan,
+        )
+        return self._store(backup, data)
+
+    def create_configmap_backup(
+        self, label: str, component: str, text: str, checks: tuple[str, ...], plan: dict[str, Any]
+    ) -> Backup:
+        """A ConfigMap data key's text as it was before a fix was mirrored into it (`label`:
+        `configmap kube-system/kubeadm-config ClusterConfiguration`)."""
+        self._ensure_root()
+        data = text.encode("utf-8")
+        backup = Backup(
+            id=self._new_id(component),
+            time=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            kind="configmap",
+            path=label,
+            component=component,
+            sha256=sha256_bytes(data),
+            size=len(data),
+            mode=0,
+            uid=0,
+            gid=0,
             checks=checks,
             plan=plan,
         )
@@ -299,7 +327,7 @@ class BackupStore:
     def original_bytes(self, backup: Backup) -> bytes:
         """The backed-up bytes, verified against the recorded checksum and the layout."""
         self.verify_target(backup)
-        if backup.kind != "file":
+        if backup.kind not in {"file", "configmap"}:
             return b""
         data_path = Path(backup.directory) / "original"
         try:
@@ -317,6 +345,14 @@ class BackupStore:
         """Tampered metadata must not make a restore write outside the node layout, nor into
         another component's file."""
         meta = Path(backup.directory) / "meta.json"
+        if backup.kind == "configmap":
+            if CONFIGMAP_LABELS.get(backup.component) != backup.path:
+                raise UserError(
+                    f"backup of {backup.component or 'no ConfigMap'} names {backup.path!r}, not "
+                    "a kubeadm configuration; refusing",
+                    meta,
+                )
+            return
         paths = [backup.path] if backup.kind == "file" else [a.path for a in backup.attributes]
         if backup.kind not in {"file", "attributes"} or not paths:
             raise UserError("backup metadata names no target; refusing", meta)

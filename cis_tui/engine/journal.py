@@ -41,6 +41,10 @@ class OpenTransaction:
     started: float
     #: sha256 of the bytes cis-tui wrote ("" when not recorded): tells its write from an edit.
     new_sha256: str = ""
+    #: The backup of kubeadm's configuration taken before the fix was mirrored into it, and
+    #: the sha256 of the text written there ("" when nothing was).
+    persist_backup_id: str = ""
+    persist_sha256: str = ""
 
 
 def _valid(rec: Any) -> bool:
@@ -100,6 +104,9 @@ class Journal:
             tx = state.setdefault(rec["txid"], {})
             if rec["step"] == "intent":
                 tx.update(rec, first=float(rec.get("time", 0.0)))
+            elif rec["step"] == "persisting":
+                tx["persist_backup_id"] = rec.get("persist_backup_id")
+                tx["persist_sha256"] = rec.get("persist_sha256")
             tx["last"] = rec["step"]
         out = []
         for txid, tx in state.items():
@@ -116,6 +123,8 @@ class Journal:
                     pid=pid if isinstance(pid, int) and not isinstance(pid, bool) else 0,
                     started=tx["first"],
                     new_sha256=_text(tx.get("new_sha256")),
+                    persist_backup_id=_text(tx.get("persist_backup_id")),
+                    persist_sha256=_text(tx.get("persist_sha256")),
                 )
             )
         return out

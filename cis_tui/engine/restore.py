@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,15 +14,21 @@ from cis_tui.engine.atomic import AtomicWriteError
 from cis_tui.engine.attributes import check_recorded_attributes
 from cis_tui.engine.backups import Backup
 from cis_tui.engine.events import Event, Kind, Outcome
+from cis_tui.engine.journal import OpenTransaction
 from cis_tui.engine.lock import node_lock
 from cis_tui.engine.transaction import (
     ApplyResult,
     Engine,
+    FileResult,
     _Tx,
     foreign_edit,
     restore_backup_bytes,
 )
 from cis_tui.errors import UserError
+from cis_tui.persist.apiclient import ApiError, ConfigMapClient, Conflict
+from cis_tui.persist.changes import NAMESPACE
+from cis_tui.persist.planner import decide
+from cis_tui.persist.writes import ATTEMPTS, revert_text
 from cis_tui.remediate.plan import AttributeChange, FilePlan, Plan
 
 
@@ -82,6 +89,8 @@ def restore_plan(engine: Engine, backup: Backup) -> Plan:
 
 async def restore(engine: Engine, backup_id: str) -> ApplyResult:
     backup = engine.store.get(backup_id)
+    if backup.kind == "configmap":
+        return await asyncio.to_thread(_restore_configmap, engine, backup)
     plan = restore_plan(engine, backup)
     if plan.empty:
         engine.emit(
@@ -92,6 +101,67 @@ async def restore(engine: Engine, backup_id: str) -> ApplyResult:
     if result.files and result.files[0].outcome is Outcome.COMMITTED:
         engine.store.set_outcome(backup, "restored")
     return result
+
+
+def _configmap_client(engine: Engine) -> ConfigMapClient:
+    """A client for kubeadm's ConfigMaps with the node's admin credentials (UserError when the
+    node has none: the backup names the command to run where it has)."""
+    persistence = decide(engine.settings)
+    if persistence.access is None:
+        why = persistence.failed or persistence.reason
+        raise UserError(f"cannot reach the API server to restore kubeadm's configuration: {why}")
+    return ConfigMapClient(persistence.access)
+
+
+def _restore_configmap(engine: Engine, backup: Backup) -> ApplyResult:
+    """Put a backed-up kubeadm configuration back (the ConfigMap as it is now is replaced, with
+    its resourceVersion: a concurrent change is never overwritten unseen)."""
+    name, key = backup.component, backup.path.rsplit(" ", 1)[-1]
+    old = engine.store.original_bytes(backup).decode("utf-8")
+    file = FilePlan("configmap", name, None, None, old, (), restores=backup.id)
+    with node_lock(engine.settings.state_dir), _configmap_client(engine) as client:
+        for _ in range(ATTEMPTS):
+            found = client.get(name, NAMESPACE)
+            if found.data.get(key) == old:
+                message = f"{backup.path} already matches backup {backup.id}"
+                engine.emit(Event(Kind.DONE, message=message))
+                return ApplyResult(())
+            try:
+                client.replace(found, {**found.data, key: old})
+            except Conflict:
+                continue
+            break
+        else:
+            raise UserError(f"{backup.path} kept changing: gave up after {ATTEMPTS} conflicts")
+    engine.store.set_outcome(backup, "restored")
+    message = f"restored {backup.path} from backup {backup.id}"
+    engine.emit(Event(Kind.OUTCOME, backup.path, name, outcome=Outcome.COMMITTED, message=message))
+    engine.emit(Event(Kind.DONE, message="restore finished: 1 committed"))
+    return ApplyResult((FileResult(file, Outcome.COMMITTED, message, backup.id),))
+
+
+def _recover_configmap(engine: Engine, tx: OpenTransaction) -> str | None:
+    """Take back what an interrupted transaction wrote into kubeadm's configuration (None:
+    done, or nothing was written); the problem in one line otherwise."""
+    if not tx.persist_backup_id:
+        return None
+    try:
+        backup = engine.store.get(tx.persist_backup_id)
+        old = engine.store.original_bytes(backup).decode("utf-8")
+        with _configmap_client(engine) as client:
+            key = backup.path.rsplit(" ", 1)[-1]
+            problem = revert_text(client, backup.component, key, old, tx.persist_sha256)
+    except (UserError, ApiError, OSError) as exc:
+        problem = str(exc)
+    if problem is None:
+        _set_outcome(engine, tx.persist_backup_id, "recovered")
+        return None
+    return f"{problem}; put it back with: cis-tui backups restore {tx.persist_backup_id}"
+
+
+def _set_outcome(engine: Engine, backup_id: str, outcome: str) -> None:
+    with contextlib.suppress(OSError, UserError, AtomicWriteError):
+        engine.store.set_outcome(engine.store.get(backup_id), outcome)
 
 
 @dataclass(frozen=True)
@@ -141,8 +211,10 @@ async def recover(engine: Engine) -> list[Recovered]:
                 )
                 continue
             what = "restored the original bytes" if changed else "the file was already the original"
-            problem = None
-            if engine.gate and backup.kind == "file" and changed:
+            problem = await asyncio.to_thread(_recover_configmap, engine, tx)
+            if problem is None and tx.persist_backup_id:
+                what += " and kubeadm's configuration"
+            if problem is None and engine.gate and backup.kind == "file" and changed:
                 problem = await _gate_restored(engine, backup)
             if problem:
                 _close_record(engine, tx.txid, backup, "critical", problem)

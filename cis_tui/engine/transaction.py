@@ -46,6 +46,10 @@ from cis_tui.engine.restart import (
 )
 from cis_tui.errors import UserError
 from cis_tui.layout import Settings
+from cis_tui.persist.apiclient import ApiError, ConfigMapClient
+from cis_tui.persist.clusterconfig import ConfigEditError
+from cis_tui.persist.planner import UPGRADE_REVERTS, Persistence
+from cis_tui.persist.writes import Written, revert_change, sha256_text, write_change
 from cis_tui.remediate.plan import FilePlan, Plan
 
 
@@ -55,6 +59,9 @@ class FileResult:
     outcome: Outcome
     message: str
     backup_id: str | None = None
+    #: Committed, but not mirrored into kubeadm's configuration: why (the next `kubeadm
+    #: upgrade` reverts the fix).
+    not_persisted: str = ""
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,8 @@ class ApplyResult:
         if Outcome.CRITICAL in outcomes:
             return 3
         if outcomes & {Outcome.ROLLED_BACK, Outcome.SKIPPED} or self.cancelled:
+            return 1
+        if any(f.not_persisted for f in self.files):
             return 1
         return 0
 
@@ -95,6 +104,9 @@ class _Tx:
     created: list[str] = field(default_factory=list)
     new_sha256: str = ""  # of the bytes this transaction writes
     audit_summary: str = ""
+    persisted: Written | None = None  # the kubeadm configuration change written
+    persist_backup: Backup | None = None
+    not_persisted: str = ""
 
 
 def _label(file: FilePlan) -> str:
@@ -122,6 +134,8 @@ class Engine:
         self.journal = Journal(settings.state_dir)
         self.cancel = asyncio.Event()
         self._rolling_back = False
+        self.persistence: Persistence | None = None
+        self._client: ConfigMapClient | None = None
 
     # -- events -------------------------------------------------------------------------
     def emit(self, event: Event) -> None:
@@ -146,6 +160,17 @@ class Engine:
         plan_doc = {"benchmark": plan.benchmark, "checks": list(plan.checks), "params": plan.params}
         for file in plan.files:
             self._confine(file)  # exit 2 before anything is touched
+        self.persistence = plan.persistence
+        try:
+            return await self._apply_locked(plan, plan_doc, results)
+        finally:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    async def _apply_locked(
+        self, plan: Plan, plan_doc: dict, results: list[FileResult]
+    ) -> ApplyResult:
         with node_lock(self.settings.state_dir):
             self.emit(Event(Kind.STEP, step=Step.LOCK, ok=True, message=str(os.getpid())))
             failed = False
@@ -172,6 +197,7 @@ class Engine:
             if self._cancelled():
                 raise _Cancelled()
             await self._write(tx)
+            await self._persist(tx)
             if self.gate:
                 await self._restart_and_gate(tx)
             await self._audit(tx)
@@ -200,18 +226,25 @@ class Engine:
         if tx.backup:
             tx.backup = self._record_outcome(tx, tx.backup, "committed")
         self._step(tx, Step.COMMIT, True)
+        if tx.persist_backup:
+            tx.persist_backup = self._record_outcome(tx, tx.persist_backup, "committed")
         if file.restores:
             message = f"restored {tx.label} from backup {file.restores}; {tx.audit_summary}"
         elif file.checks:
             message = f"fixed {', '.join(file.checks)}"
         else:
             message = f"wrote {tx.label}"
+        if tx.persisted:
+            message += f"; persisted in {tx.persisted.change.label}"
+        elif tx.not_persisted:
+            message += f"; NOT persisted ({tx.not_persisted}): {UPGRADE_REVERTS}"
         self.emit(
             Event(
                 Kind.OUTCOME, tx.label, file.component, outcome=Outcome.COMMITTED, message=message
             )
         )
-        return FileResult(file, Outcome.COMMITTED, message, tx.backup.id if tx.backup else None)
+        backup_id = tx.backup.id if tx.backup else None
+        return FileResult(file, Outcome.COMMITTED, message, backup_id, tx.not_persisted)
 
     def _close(self, tx: _Tx, outcome: Outcome, message: str, journal_step: str) -> FileResult:
         if tx.txid:
@@ -353,6 +386,66 @@ class Engine:
         except (OSError, UserError) as exc:
             raise _Failed(f"cannot write the journal: {_os_problem(exc)}") from None
         self._step(tx, Step.WRITE, True)
+
+    async def _persist(self, tx: _Tx) -> None:
+        """Mirror the fix into kubeadm's stored configuration (after a backup of it), so that
+        `kubeadm upgrade` keeps it. A refusal leaves the fix in place, reported not persisted;
+        a rollback later takes the configuration back too."""
+        file, persistence = tx.file, self.persistence
+        change = file.persist
+        if change is None:
+            if persistence is not None and persistence.failed and _persistable(file):
+                tx.not_persisted = persistence.failed
+            return
+        assert persistence is not None and persistence.access is not None and tx.backup
+        self._step(tx, Step.PERSIST, None, change.label)
+        plan_doc = tx.backup.plan
+
+        def backup_old(old: str, new: str) -> None:
+            same = tx.persist_backup is not None and tx.persist_backup.sha256 == sha256_bytes(
+                old.encode()
+            )
+            if not same:
+                tx.persist_backup = self.store.create_configmap_backup(
+                    change.label, change.name, old, file.checks, plan_doc
+                )
+            assert tx.persist_backup is not None
+            # Before the write: `recover` can then take it back after a kill -9.
+            self.journal.record(
+                tx.txid,
+                "persisting",
+                persist_backup_id=tx.persist_backup.id,
+                persist_sha256=sha256_text(new),
+            )
+
+        try:
+            if self._client is None:
+                self._client = ConfigMapClient(persistence.access)
+            tx.persisted = await asyncio.to_thread(write_change, self._client, change, backup_old)
+        except (ApiError, ConfigEditError, OSError, UserError) as exc:
+            tx.not_persisted = f"{change.label}: {exc}"
+            self._step(tx, Step.PERSIST, False, tx.not_persisted)
+            self._note(tx, f"not persisted: {tx.not_persisted}; {UPGRADE_REVERTS}")
+            return
+        if tx.persisted is None:
+            self._step(tx, Step.PERSIST, True, f"{change.label} already holds it")
+            return
+        with contextlib.suppress(OSError, UserError):  # the backup is the record that counts
+            self.journal.record(tx.txid, "persisted")
+        self._step(tx, Step.PERSIST, True, change.label)
+
+    async def _unpersist(self, tx: _Tx) -> str | None:
+        """Take a written configuration change back (None: done, or nothing to take back)."""
+        if tx.persisted is None or self._client is None:
+            return None
+        problem = await asyncio.to_thread(revert_change, self._client, tx.persisted)
+        if problem is None:
+            self._note(tx, f"{tx.persisted.change.label} restored")
+            if tx.persist_backup:
+                tx.persist_backup = self._record_outcome(tx, tx.persist_backup, "rolled-back")
+            return None
+        backup = tx.persist_backup.id if tx.persist_backup else "?"
+        return f"{problem}; put it back by hand: cis-tui backups restore {backup}"
 
     async def _restart_and_gate(self, tx: _Tx) -> None:
         file = tx.file
@@ -623,6 +716,10 @@ class Engine:
         except (OSError, UserError) as exc:
             self._note(tx, f"could not record the rollback in the journal: {exc}")
         assert tx.backup is not None
+        unpersisted = await self._unpersist(tx)
+        if unpersisted is not None:
+            # The next kubeadm upgrade would bring back the fix that just failed.
+            self._note(tx, f"kubeadm configuration not restored: {unpersisted}")
         if tx.file.kind != "attributes":
             try:
                 theirs = await asyncio.to_thread(foreign_edit, self.store, tx.backup, tx.new_sha256)
@@ -650,6 +747,8 @@ class Engine:
             problem = await self._gate_old(tx)
             if problem:
                 return self._critical(tx, why, problem)
+        if unpersisted is not None:
+            return self._critical(tx, why, f"kubeadm configuration not restored: {unpersisted}")
         self._step(tx, Step.ROLLBACK, True, "original restored")
         return self._close(tx, Outcome.ROLLED_BACK, f"rolled back: {why}", "rolled-back")
 
@@ -711,6 +810,11 @@ class Engine:
         message = f"CRITICAL: {why}; rollback failed: {problem}. Restore by hand: {command}"
         self._step(tx, Step.ROLLBACK, False, problem)
         return self._close(tx, Outcome.CRITICAL, message, "critical")
+
+
+def _persistable(file: FilePlan) -> bool:
+    """Whether `kubeadm upgrade` regenerates this file (a fix to it needs persisting)."""
+    return file.kind in {"manifest", "kubelet-config"} and not file.restores
 
 
 def _apply_attribute(path: Path, mode: int | None, owner: str | None) -> None:
@@ -794,4 +898,7 @@ def _summary(result: ApplyResult) -> str:
     for f in result.files:
         counts[f.outcome.value] = counts.get(f.outcome.value, 0) + 1
     parts = ", ".join(f"{n} {k}" for k, n in counts.items()) or "nothing to do"
+    lost = sum(1 for f in result.files if f.not_persisted)
+    if lost:
+        parts += f" ({lost} not persisted: {UPGRADE_REVERTS})"
     return f"apply finished: {parts}"

@@ -12,6 +12,7 @@ import pwd
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cis_tui.audit.effective import etcd_config_named
 from cis_tui.audit.evaluate import Result, Status, evaluate
@@ -28,6 +29,10 @@ from cis_tui.errors import UserError
 from cis_tui.layout import STATIC_COMPONENTS
 from cis_tui.remediate.edits import EditError, KubeletConfig, PodManifest, unified_diff
 from cis_tui.remediate.params import ParamValues, fill, layout_values, resolve_params
+
+if TYPE_CHECKING:
+    from cis_tui.persist.changes import ConfigMapChange
+    from cis_tui.persist.planner import Persistence
 from cis_tui.remediate.recipes import RECIPES, CompanionFile, RecipeContext, RecipeError
 from cis_tui.remediate.versioned import (
     admission_list,
@@ -87,6 +92,9 @@ class FilePlan:
     #: For `backups restore`: the backup put back, and the checks its change had fixed.
     restores: str = ""
     reverts: tuple[str, ...] = ()
+    #: The kubeadm configuration change that makes this fix survive `kubeadm upgrade`
+    #: (a cis_tui.persist.changes.ConfigMapChange), set by cis_tui.persist.planner.
+    persist: ConfigMapChange | None = None
 
     @property
     def restarts(self) -> tuple[str, ...]:
@@ -94,7 +102,13 @@ class FilePlan:
 
     @property
     def diff(self) -> str:
-        """The unified diff of the file, companion files and attribute changes."""
+        """The unified diff of the file, companion files and attribute changes, then of the
+        kubeadm configuration that keeps the fix over `kubeadm upgrade`."""
+        return self.node_diff + (self.persist.diff if self.persist is not None else "")
+
+    @property
+    def node_diff(self) -> str:
+        """The unified diff of what changes on the node: the file, companions, attributes."""
         chunks = []
         if self.path is not None and self.old_text is not None and self.new_text is not None:
             chunks.append(unified_diff(self.old_text, self.new_text, str(self.path)))
@@ -133,6 +147,8 @@ class Plan:
     skipped: tuple[Skipped, ...] = ()
     #: Manual checks that fail and have a fix, left out of an all-failing selection.
     manual_left_out: tuple[str, ...] = ()
+    #: How the fixes are made to survive `kubeadm upgrade` (cis_tui.persist.planner).
+    persistence: Persistence | None = None
 
     @property
     def restarts(self) -> tuple[str, ...]:

@@ -27,6 +27,7 @@ from textual.worker import Worker, WorkerState
 from cis_tui.audit.node import take_snapshot
 from cis_tui.errors import UserError
 from cis_tui.layout import Layout
+from cis_tui.persist.planner import attach_persistence
 from cis_tui.remediate.params import ParamValues, resolve_params
 from cis_tui.remediate.plan import FilePlan, Plan, Skipped, build_plan
 from cis_tui.tui.display import NodePaths
@@ -89,8 +90,10 @@ def file_section(file: FilePlan, paths: ScreenPaths, index: int, total: int) -> 
     raw = file.diff
     lines = diff_content(paths.shown.show(raw)).split("\n", allow_blank=True)
     raw_lines = raw.rstrip("\n").split("\n")
+    # The kubeadm configuration names node paths as the cluster stores them: not marked.
+    on_node = len(file.node_diff.rstrip("\n").split("\n")) if file.persist else len(raw_lines)
     if len(raw_lines) == len(lines):  # mark changed lines that point at the host's own files
-        for n, raw_line in enumerate(raw_lines):
+        for n, raw_line in enumerate(raw_lines[:on_node]):
             if raw_line[:1] in "+-" and not raw_line.startswith(("+++", "---")):
                 lines[n] = _mark_outside(lines[n], paths.outside(raw_line))
     return PagerSection(
@@ -226,7 +229,8 @@ class PlanScreen(Screen[None]):
     @work(thread=True, group="plan", exclusive=True, exit_on_error=False)
     def _build(self, ids: tuple[str, ...], values: ParamValues) -> Plan:
         app = self.cis_app
-        return build_plan(app.catalog, take_snapshot(app.settings), ids, values)
+        plan = build_plan(app.catalog, take_snapshot(app.settings), ids, values)
+        return attach_persistence(plan, app.settings)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker is not self._worker:
@@ -265,6 +269,15 @@ class PlanScreen(Screen[None]):
             if plan.skipped
             else ""
         )
+        persistence = plan.persistence
+        kept = (
+            Content.styled(
+                f" {persistence.describe()}.",
+                "$text-warning" if persistence.failed or persistence.mode == "off" else "",
+            )
+            if persistence is not None
+            else ""
+        )
         return Content.assemble(
             ("Plan: ", "bold"),
             f"fixes {checks} in {files}",
@@ -277,6 +290,7 @@ class PlanScreen(Screen[None]):
                 if not self.cis_app.read_only
                 else (" (read-only mode: nothing can be applied).",)
             ),
+            kept,
         )
 
     @on(DiffPager.Painted)

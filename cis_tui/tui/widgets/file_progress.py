@@ -17,6 +17,7 @@ LABELS = {
     Step.BACKUP: "backup",
     Step.JOURNAL: "journal",
     Step.WRITE: "write",
+    Step.PERSIST: "persist",
     Step.RESTART: "restart",
     Step.RESTART_EVIDENCE: "restarted",
     Step.HEALTH: "health",
@@ -113,6 +114,11 @@ class FileProgress(Vertical):
     def step(self, step: Step, ok: bool | None) -> None:
         if step not in LABELS or (self.rolling_back and step is not Step.ROLLBACK):
             return
+        if step not in self.states:  # persisting: only files with a kubeadm config change
+            order = list(LABELS)
+            self.states = dict(
+                sorted({**self.states, step: "pending"}.items(), key=lambda i: order.index(i[0]))
+            )
         self.states[step] = {None: "running", True: "ok", False: "failed"}[ok]
         self._sync()
 

@@ -1,0 +1,1 @@
+"""Make fixes survive `kubeadm upgrade`: mirror them into the cluster's kubeadm configuration."""
