@@ -197,9 +197,10 @@ class Engine:
             if self._cancelled():
                 raise _Cancelled()
             await self._write(tx)
-            await self._persist(tx)
             if self.gate:
                 await self._restart_and_gate(tx)
+            # After the gate: a restarted API server can take the write (and it is known good).
+            await self._persist(tx)
             await self._audit(tx)
         except _Cancelled:
             if not tx.written:
@@ -438,7 +439,8 @@ class Engine:
         """Take a written configuration change back (None: done, or nothing to take back)."""
         if tx.persisted is None or self._client is None:
             return None
-        problem = await asyncio.to_thread(revert_change, self._client, tx.persisted)
+        wait = self._timeout_for(tx.file.component)
+        problem = await asyncio.to_thread(revert_change, self._client, tx.persisted, wait)
         if problem is None:
             self._note(tx, f"{tx.persisted.change.label} restored")
             if tx.persist_backup:
@@ -716,10 +718,6 @@ class Engine:
         except (OSError, UserError) as exc:
             self._note(tx, f"could not record the rollback in the journal: {exc}")
         assert tx.backup is not None
-        unpersisted = await self._unpersist(tx)
-        if unpersisted is not None:
-            # The next kubeadm upgrade would bring back the fix that just failed.
-            self._note(tx, f"kubeadm configuration not restored: {unpersisted}")
         if tx.file.kind != "attributes":
             try:
                 theirs = await asyncio.to_thread(foreign_edit, self.store, tx.backup, tx.new_sha256)
@@ -747,6 +745,9 @@ class Engine:
             problem = await self._gate_old(tx)
             if problem:
                 return self._critical(tx, why, problem)
+        # Once the old configuration runs (the API server answers again): the next kubeadm
+        # upgrade must not bring back the fix that just failed.
+        unpersisted = await self._unpersist(tx)
         if unpersisted is not None:
             return self._critical(tx, why, f"kubeadm configuration not restored: {unpersisted}")
         self._step(tx, Step.ROLLBACK, True, "original restored")

@@ -5,13 +5,33 @@ object (a concurrent change is merged, never overwritten)."""
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
 
 from cis_tui.persist.apiclient import ApiError, ConfigMapClient, Conflict
 from cis_tui.persist.changes import NAMESPACE, ConfigMapChange
 
 ATTEMPTS = 5
+T = TypeVar("T")
+
+
+def answered(call: Callable[[], T], wait: float) -> T:
+    """`call()`, tried again while the API server gives no answer at all (it is restarting)
+    for up to `wait` seconds; an HTTP answer (403, 409 ...) is never retried here."""
+    deadline = time.monotonic() + wait
+    delay = 0.2
+    while True:
+        try:
+            return call()
+        except ApiError as exc:
+            left = deadline - time.monotonic()
+            if exc.status is not None or left <= 0:
+                raise
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 2.0)
 
 
 @dataclass(frozen=True)
@@ -28,13 +48,16 @@ def sha256_text(text: str) -> str:
 
 
 def write_change(
-    client: ConfigMapClient, change: ConfigMapChange, before_write: Callable[[str, str], None]
+    client: ConfigMapClient,
+    change: ConfigMapChange,
+    before_write: Callable[[str, str], None],
+    wait: float = 0.0,
 ) -> Written | None:
     """Make `change` on the ConfigMap as it is now; `before_write(old, new)` runs (a backup of
     `old`, a journal record of `new`) before each write. None when the ConfigMap already holds
-    it. ApiError on failure."""
+    it. ApiError on failure; `wait`: seconds to wait for an API server that does not answer."""
     for _ in range(ATTEMPTS):
-        found = client.get(change.name, NAMESPACE)
+        found = answered(lambda: client.get(change.name, NAMESPACE), wait)
         if change.key not in found.data:
             raise ApiError(f"{NAMESPACE}/{change.name} has no {change.key} key", status=None)
         old = found.data[change.key]
@@ -43,7 +66,7 @@ def write_change(
             return None
         before_write(old, new)
         try:
-            client.replace(found, {**found.data, change.key: new})
+            answered(partial(client.replace, found, {**found.data, change.key: new}), wait)
         except Conflict:
             continue  # changed since it was read: redo the change on the fresh object
         return Written(change, old, new)
@@ -52,22 +75,28 @@ def write_change(
     )
 
 
-def revert_change(client: ConfigMapClient, written: Written) -> str | None:
+def revert_change(client: ConfigMapClient, written: Written, wait: float = 0.0) -> str | None:
     """Put `written.old` back while the ConfigMap still holds what was written; the problem in
     one line when it cannot (None: reverted)."""
     change = written.change
-    return revert_text(client, change.name, change.key, written.old, sha256_text(written.new))
+    new_sha256 = sha256_text(written.new)
+    return revert_text(client, change.name, change.key, written.old, new_sha256, wait)
 
 
 def revert_text(
-    client: ConfigMapClient, name: str, key: str, old: str, written_sha256: str
+    client: ConfigMapClient,
+    name: str,
+    key: str,
+    old: str,
+    written_sha256: str,
+    wait: float = 0.0,
 ) -> str | None:
     """Put `old` back into ConfigMap `name` key `key` while it holds the text whose sha256 is
     `written_sha256` (cis-tui's write); the problem in one line when it cannot."""
     label = f"configmap {NAMESPACE}/{name} {key}"
     for _ in range(ATTEMPTS):
         try:
-            found = client.get(name, NAMESPACE)
+            found = answered(lambda: client.get(name, NAMESPACE), wait)
         except ApiError as exc:
             return f"cannot read {label}: {exc}"
         current = found.data.get(key)
@@ -76,7 +105,7 @@ def revert_text(
         if current is None or sha256_text(current) != written_sha256:
             return f"{label} was changed by someone else since the fix was written"
         try:
-            client.replace(found, {**found.data, key: old})
+            answered(partial(client.replace, found, {**found.data, key: old}), wait)
         except Conflict:
             continue
         except ApiError as exc:
