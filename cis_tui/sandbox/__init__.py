@@ -2,8 +2,8 @@
 
 Public API (imports are lazy: the stand-ins import this package and must start fast):
 
-- `create_sandbox(directory, scenario="default", *, etcd="auto", reuse_keys=False) -> Path`
-  (the config DIR/cis-tui.toml)
+- `create_sandbox(directory, scenario="default", *, etcd="auto", reuse_keys=False,
+  kubeadm_config_version=None) -> Path` (the config DIR/cis-tui.toml)
 - `run_agent(directory) -> int`: the node agent, in the foreground until SIGINT/SIGTERM
 - `restart_kubelet(directory) -> int`: what `systemctl restart kubelet` is on a real node
 - `SCENARIOS`: the scenario names
@@ -24,15 +24,28 @@ __all__ = ["SCENARIOS", "SandboxRun", "create_sandbox", "restart_kubelet", "run_
 
 
 def create_sandbox(
-    directory: Path, scenario: str = "default", *, etcd: str = "auto", reuse_keys: bool = False
+    directory: Path,
+    scenario: str = "default",
+    *,
+    etcd: str = "auto",
+    reuse_keys: bool = False,
+    kubeadm_config_version: str | None = None,
 ) -> Path:
     """Lay out a kubeadm-like node in an empty DIR; returns the config path DIR/cis-tui.toml.
 
-    etcd: "auto" | "real" | "standin"; reuse_keys: per-process RSA keys (fast test sandboxes).
+    etcd: "auto" | "real" | "standin"; reuse_keys: per-process RSA keys (fast test sandboxes);
+    kubeadm_config_version: "v1beta4" | "v1beta3" for kube-system/kubeadm-config (default:
+    what the node's kubeadm release writes).
     """
     from cis_tui.sandbox.create import create_sandbox as _create
 
-    return _create(Path(directory), scenario, etcd=etcd, reuse_keys=reuse_keys)
+    return _create(
+        Path(directory),
+        scenario,
+        etcd=etcd,
+        reuse_keys=reuse_keys,
+        kubeadm_config_version=kubeadm_config_version,
+    )
 
 
 def run_agent(directory: Path) -> int:

@@ -25,6 +25,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("auto", "real", "standin"),
         help="run the installed etcd binary (auto: when there is one) or the stand-in",
     )
+    create.add_argument(
+        "--kubeadm-config",
+        choices=("v1beta4", "v1beta3"),
+        default=None,
+        help="format of the seeded kube-system/kubeadm-config "
+        "(default: what the node's kubeadm writes, v1beta4 from v1.31)",
+    )
     run = sub.add_parser("run", help="run the node agent in the foreground")
     run.add_argument("dir", type=Path, metavar="DIR")
     restart = sub.add_parser("restart-kubelet", help="restart the sandbox kubelet")
@@ -36,7 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "create":
-            config = create_sandbox(args.dir, args.scenario, etcd=args.etcd)
+            config = create_sandbox(
+                args.dir, args.scenario, etcd=args.etcd, kubeadm_config_version=args.kubeadm_config
+            )
             print(f"sandbox node created: {config.parent}")
             print(f"  run it:  cis-tui sandbox run {config.parent}")
             print(f"  scan it: cis-tui --config {config} scan")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from cis_tui.errors import UserError
 from cis_tui.sandbox import manifests as mf
+from cis_tui.sandbox.configmaps import KUBEADM_CONFIG_VERSIONS, seed_configmaps
 from cis_tui.sandbox.paths import ADDRESS, STANDIN_BINARIES, SandboxPaths
 from cis_tui.sandbox.pki import write_file, write_node_pki
 from cis_tui.sandbox.scenarios import SCENARIO_FUNCS, NodeDraft, chown_if_root
@@ -136,6 +137,16 @@ def _manifest_texts(paths: SandboxPaths, ports: dict[str, int]) -> dict[str, str
     return out
 
 
+def _as_kubeadm_wrote(before: dict[str, str], after: dict[str, str]) -> dict[str, str]:
+    """The manifests a fresh `kubeadm init` of the node's versions writes: those from before
+    the scenario, with the etcd flags kubeadm picks for the etcd the scenario settled on."""
+    m = re.search(r"etcd:(\d+)\.(\d+)\.(\d+)", after["etcd"])
+    fresh = dict(before)
+    if m:
+        fresh["etcd"] = adapt_etcd(before["etcd"], (int(m[1]), int(m[2]), int(m[3])))
+    return fresh
+
+
 def _kubelet_config(paths: SandboxPaths, ports: dict[str, int]) -> str:
     text = mf.rewrite_host_paths(mf.template("kubelet-config.yaml"), paths.root)
     text = text.replace("healthzPort: 10248", f"healthzPort: {ports['kubelet-healthz']}")
@@ -211,18 +222,30 @@ def _check_directory(directory: Path) -> Path:
 
 
 def create_sandbox(
-    directory: Path, scenario: str = "default", *, etcd: str = "auto", reuse_keys: bool = False
+    directory: Path,
+    scenario: str = "default",
+    *,
+    etcd: str = "auto",
+    reuse_keys: bool = False,
+    kubeadm_config_version: str | None = None,
 ) -> Path:
     """Create a kubeadm-like node in an empty DIR; returns DIR/cis-tui.toml.
 
     `etcd`: "auto" runs the installed etcd binary when there is one, "real" requires it,
     "standin" always uses the stand-in. `reuse_keys`: take RSA keys generated once per
     process (fast test sandboxes; every sandbox still has its own CAs and certificates).
+    `kubeadm_config_version`: the format of the seeded kube-system/kubeadm-config, "v1beta4"
+    or "v1beta3" (default: what the node's kubeadm release uploads, v1beta4 from v1.31).
     """
     if scenario not in SCENARIO_FUNCS:
         raise UserError(f"unknown scenario {scenario!r} (choose from {', '.join(SCENARIOS)})")
     if etcd not in ETCD_MODES:
         raise UserError(f"unknown etcd mode {etcd!r} (choose from {', '.join(ETCD_MODES)})")
+    if kubeadm_config_version not in (None, *KUBEADM_CONFIG_VERSIONS):
+        raise UserError(
+            f"unknown kubeadm config version {kubeadm_config_version!r} "
+            f"(choose from {', '.join(KUBEADM_CONFIG_VERSIONS)})"
+        )
     binary = etcd_binary() if etcd != "standin" else None
     if etcd == "real" and binary is None:
         raise UserError("--etcd real: no etcd binary on PATH (Debian: apt-get install etcd-server)")
@@ -263,6 +286,7 @@ def create_sandbox(
     if real_etcd:
         assert version is not None
         texts["etcd"] = adapt_etcd(texts["etcd"], version)
+    kubeadm_wrote = dict(texts)
     for comp, text in texts.items():
         draft.files[paths.manifest(comp)] = (text, 0o600)
     draft.files[paths.kubelet_config] = (_kubelet_config(paths, ports), 0o644)
@@ -299,6 +323,15 @@ def create_sandbox(
         os.chmod(path, mode)
     for path, owner in draft.owners.items():
         chown_if_root(path, owner)
+    # What `kubeadm init` uploads: the scenario's changes count as made through its config.
+    manifests = {comp: draft.text(paths.manifest(comp)) for comp in texts}
+    seed_configmaps(
+        paths,
+        manifests,
+        _as_kubeadm_wrote(kubeadm_wrote, manifests),
+        draft.text(paths.kubelet_config),
+        kubeadm_config_version,
+    )
     settings = SandboxSettings(agent=AgentSettings(etcd="real" if real_etcd else "standin"))
     write_sandbox_settings(paths.root, settings)
     write_file(paths.config, _cis_tui_toml(paths).encode(), 0o644)

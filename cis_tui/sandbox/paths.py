@@ -129,6 +129,11 @@ class SandboxPaths:
     def state_dir(self) -> Path:
         return self.host("/var/lib/cis-tui")
 
+    @property
+    def apiserver_store(self) -> Path:
+        """The API server stand-in's ConfigMaps (in a file: the stand-in restarts often)."""
+        return self.root / "apiserver" / "configmaps.json"
+
 
 def sandbox_root_of_script(script: str | Path) -> Path:
     """The sandbox directory of a stand-in script (`DIR/usr/local/bin/x` or `DIR/usr/bin/x`)."""

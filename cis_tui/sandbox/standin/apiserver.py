@@ -1,18 +1,26 @@
 """kube-apiserver stand-in: flags, option validation, the files it loads at start, and
 /livez /readyz /healthz over TLS with client-certificate authentication. It is unhealthy
-while etcd (--etcd-servers, with the --etcd-* TLS files) does not answer."""
+while etcd (--etcd-servers, with the --etcd-* TLS files) does not answer.
+
+It also serves GET and PUT of ConfigMaps from the sandbox's store (kubeadm-config and
+kubelet-config, seeded by `sandbox create`), authorized as kubeadm's RBAC would, with
+resourceVersion concurrency, and only while etcd answers."""
 
 from __future__ import annotations
 
 import ipaddress
+import json
+import re
 import socket
 import ssl
 import sys
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from cis_tui.audit.flags import ParsedArgs
 from cis_tui.audit.versions import Version, fact
+from cis_tui.sandbox import configmaps
+from cis_tui.sandbox.paths import SandboxPaths
 from cis_tui.sandbox.standin import configs
 from cis_tui.sandbox.standin.common import (
     Context,
@@ -88,6 +96,142 @@ CLUSTER_INFO_BODY = (
     '{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"cluster-info",'
     '"namespace":"kube-public"},"data":{}}'
 )
+
+
+CONFIGMAP_PATH = re.compile(r"/api/v1/namespaces/([a-z0-9][-a-z0-9]*)/configmaps/([^/]+)")
+#: system:masters passes every authorizer; kubeadm binds kubeadm:cluster-admins (admin.conf
+#: since v1.29) to cluster-admin.
+PRIVILEGED_GROUP = "system:masters"
+CLUSTER_ADMINS = "kubeadm:cluster-admins"
+#: kubeadm's Roles kubeadm:nodes-kubeadm-config and kubeadm:kubelet-config: `get` on the two
+#: ConfigMaps for nodes and bootstrap tokens.
+NODE_READERS = frozenset({"system:nodes", "system:bootstrappers:kubeadm:default-node-token"})
+_VERBS = {"GET": "get", "HEAD": "get", "PUT": "update", "POST": "create"}
+
+
+def status(
+    code: int, reason: str, message: str, details: dict[str, object] | None = None
+) -> Response:
+    """A failure `Status`, as the API server sends it."""
+    doc: dict[str, object] = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+    }
+    if details is not None:
+        doc["details"] = details
+    doc["code"] = code
+    return Response(code, json.dumps(doc), "application/json")
+
+
+def configmap_allowed(
+    modes: Sequence[str], groups: Sequence[str], verb: str, namespace: str, name: str
+) -> bool:
+    """The authorizer chain on a ConfigMap request: the first mode with an opinion decides
+    (Node has none on these; Webhook and ABAC are not emulated)."""
+    if PRIVILEGED_GROUP in groups:
+        return True
+    for mode in modes:
+        if mode in ("AlwaysAllow", "AlwaysDeny"):
+            return mode == "AlwaysAllow"
+        if mode == "RBAC" and (
+            CLUSTER_ADMINS in groups
+            or (
+                verb == "get"
+                and namespace == configmaps.NAMESPACE
+                and name in (configmaps.KUBEADM_CONFIG, configmaps.KUBELET_CONFIG)
+                and NODE_READERS.intersection(groups)
+            )
+        ):
+            return True
+    return False
+
+
+def configmap_request(
+    paths: SandboxPaths,
+    req: Request,
+    namespace: str,
+    name: str,
+    modes: Sequence[str],
+    storage: Callable[[], str | None],
+) -> Response:
+    """GET or PUT one ConfigMap: authorize, reach etcd, then read or compare-and-swap."""
+    user = req.user or "system:anonymous"
+    groups = (*req.groups, "system:authenticated") if req.user else ("system:unauthenticated",)
+    verb = _VERBS.get(req.method, req.method.lower())
+    details: dict[str, object] = {"name": name, "kind": "configmaps"}
+    if not configmap_allowed(modes, groups, verb, namespace, name):
+        return status(
+            403,
+            "Forbidden",
+            f'configmaps "{name}" is forbidden: User "{user}" cannot {verb} resource '
+            f'"configmaps" in API group "" in the namespace "{namespace}"',
+            details,
+        )
+    if req.method not in ("GET", "HEAD", "PUT"):
+        return status(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
+    if storage() is not None:  # storage.InterpretGetError/InterpretUpdateError: unreachable
+        operation = "get" if verb == "get" else "update"
+        return status(
+            500,
+            "ServerTimeout",
+            f"The {operation} operation against configmaps could not be completed at this "
+            "time, please try again.",
+            {"name": operation, "kind": "configmaps", "retryAfterSeconds": 2},
+        )
+    try:
+        if verb == "get":
+            found = configmaps.read_configmap(paths, namespace, name)
+            if found is None:
+                raise configmaps.NotFound(name)
+            return Response(200, json.dumps(found), "application/json")
+        return _put(paths, req, namespace, name)
+    except configmaps.NotFound as exc:
+        return status(404, "NotFound", str(exc), details)
+    except configmaps.Conflict as exc:
+        return status(409, "Conflict", str(exc), details)
+    except configmaps.Invalid as exc:
+        return status(422, "Invalid", str(exc), details)
+    except configmaps.StoreError as exc:
+        return status(500, "InternalError", f"Internal error occurred: {exc}")
+
+
+def _put(paths: SandboxPaths, req: Request, namespace: str, name: str) -> Response:
+    try:
+        obj = json.loads(req.body)
+    except ValueError as exc:
+        return status(400, "BadRequest", f"couldn't get version/kind; json parse error: {exc}")
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    if not isinstance(meta, dict):
+        return status(400, "BadRequest", "the body of the request is not a ConfigMap")
+    if meta.get("name") != name:
+        return status(
+            400,
+            "BadRequest",
+            f"the name of the object ({meta.get('name')}) does not match the name on the URL "
+            f"({name})",
+        )
+    if meta.setdefault("namespace", namespace) != namespace:
+        return status(
+            400,
+            "BadRequest",
+            "the namespace of the provided object does not match the namespace sent on the request",
+        )
+    query = urllib.parse.parse_qs(req.query)
+    stored = configmaps.replace_configmap(
+        paths,
+        obj,
+        manager=(query.get("fieldManager") or ["unknown"])[0],
+        dry_run="All" in query.get("dryRun", []),
+    )
+    return Response(200, json.dumps(stored), "application/json")
 
 
 def version_body(version: Version | None) -> str:
@@ -360,6 +504,10 @@ def run(ctx: Context, argv: Sequence[str]) -> int:
         if req.user is None and not anonymous.allows(req.path):
             return unauthorized()
         user = req.user or "system:anonymous"
+        found = CONFIGMAP_PATH.fullmatch(req.path) if req.path != CLUSTER_INFO else None
+        if found is not None:
+            namespace, name = urllib.parse.unquote(found[1]), urllib.parse.unquote(found[2])
+            return configmap_request(ctx.paths, req, namespace, name, modes, etcd)
         if "AlwaysDeny" in modes and "AlwaysAllow" not in modes:
             return forbidden(user, req.path)
         if req.path in ("/livez", "/readyz", "/healthz"):

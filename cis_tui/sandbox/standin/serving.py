@@ -153,6 +153,8 @@ class Request:
     query: str
     user: str | None  # CN of a verified client certificate; None: anonymous
     tls: bool
+    groups: tuple[str, ...] = ()  # its O= values: the user's groups
+    body: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,8 @@ class Response:
 
 
 Route = Callable[[Request], Response]
+#: The API server's limit on a request body (3 MiB).
+MAX_BODY = 3 << 20
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -176,23 +180,43 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.request.do_handshake()
         super().setup()
 
-    def _user(self) -> str | None:
+    def _identity(self) -> tuple[str | None, tuple[str, ...]]:
+        """(CN, O values) of the verified client certificate, as the x509 authenticator
+        reads them; (None, ()) without one."""
         if not isinstance(self.connection, ssl.SSLSocket):
-            return None
+            return None, ()
         cert = self.connection.getpeercert()
         if not cert:
-            return None
+            return None, ()
+        user, groups = "unknown", []
         subject: Any = cert.get("subject", ())
         for rdn in subject:
             for key, value in rdn:
                 if key == "commonName":
-                    return str(value)
-        return "unknown"
+                    user = str(value)
+                elif key == "organizationName":
+                    groups.append(str(value))
+        return user, tuple(groups)
 
     def _serve(self) -> None:
         path, _, query = self.path.partition("?")
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY:
+            self.send_error(413 if length > MAX_BODY else 400)
+            return
+        body = self.rfile.read(length) if length > 0 else b""
+        user, groups = self._identity()
         req = Request(
-            self.command, path, query, self._user(), isinstance(self.connection, ssl.SSLSocket)
+            self.command,
+            path,
+            query,
+            user,
+            isinstance(self.connection, ssl.SSLSocket),
+            groups,
+            body,
         )
         resp = self.server.route(req)  # type: ignore[attr-defined]
         body = resp.body.encode()
@@ -207,6 +231,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     do_GET = _serve
     do_HEAD = _serve
     do_POST = _serve
+    do_PUT = _serve
 
     def log_message(self, format: str, *args: Any) -> None:
         return
