@@ -100,8 +100,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
     from cis_tui.audit.versions import UNKNOWN
     from cis_tui.benchmarks.catalog import load_catalog
     from cis_tui.benchmarks.selection import DEFAULT_BENCHMARK
+    from cis_tui.persist.status import persisted as persisted_passes
     from cis_tui.report import (
         Scan,
+        render_reverted,
         render_strays,
         render_table,
         render_versions,
@@ -134,6 +136,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
         results = import_report(args.from_kube_bench, catalog)
         strays = ()
+        persisted: dict[str, bool] = {}
         if ids:
             results = [r for r in results if r.id in set(ids)]
         live, source = False, f"kube-bench report {args.from_kube_bench}"
@@ -143,6 +146,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         results = evaluate(catalog, snap, ids or None)
         live, source = snap.live, "node"
         strays = () if ids else snap.strays
+        persisted = persisted_passes(snap, catalog, results, settings)
     failing = {Status.FAIL, Status.WARN, Status.ERROR}
     shown = [r for r in results if r.status in failing] if args.failing else results
     if args.format == "table":
@@ -150,10 +154,12 @@ def cmd_scan(args: argparse.Namespace) -> int:
         if snap is not None:
             print(render_versions(versions, settings))
         print(render_table(sort_results(shown), settings.benchmark, color=color))
+        if reverted := render_reverted(shown, persisted):
+            print(reverted)
         if strays:
             print(render_strays(strays, color=color))
     else:  # the same document the wizard exports (report.SCAN_FORMATS)
-        scan = Scan(tuple(shown), settings, live, source, tuple(strays), versions)
+        scan = Scan(tuple(shown), settings, live, source, tuple(strays), versions, persisted)
         sys.stdout.write(scan_document(args.format, scan))
     failed = any(r.status in {Status.FAIL, Status.ERROR} for r in results)
     return EXIT_FAIL if failed or any(s.serious for s in strays) else EXIT_OK
@@ -471,6 +477,100 @@ def cmd_backups(args: argparse.Namespace) -> int:
     return result.exit_code  # type: ignore[attr-defined]
 
 
+def cmd_persist(args: argparse.Namespace) -> int:
+    """Put settings that pass only in the node's files into kubeadm's configuration."""
+    from cis_tui.audit.evaluate import Status, evaluate
+    from cis_tui.audit.node import take_snapshot
+    from cis_tui.benchmarks.catalog import load_catalog
+    from cis_tui.engine.backups import BackupStore
+    from cis_tui.persist.apiclient import ApiError, ConfigMapClient
+    from cis_tui.persist.changes import CLUSTER_CONFIGURATION, KUBELET_CONFIGURATION, NAMESPACE
+    from cis_tui.persist.existing import plan_persist
+    from cis_tui.persist.status import persisted, read_access, regenerate
+    from cis_tui.persist.writes import write_change
+    from cis_tui.report import colorize_diff
+
+    settings = _settings(args)
+    if bool(args.ids) == bool(args.all):
+        raise UserError("name the checks to persist, or --all")
+    snap = take_snapshot(settings)
+    settings = _for_node(settings, snap.versions)
+    catalog = load_catalog(settings.benchmark)
+    for check_id in args.ids:
+        catalog.get(check_id)
+    access = read_access(settings)
+    if access is None:
+        raise UserError(
+            "no kubeadm configuration to persist into: this needs a kubeadm node's "
+            f"{settings.persist.kubeconfig or settings.layout.admin_conf} (not --root)"
+        )
+    regen = regenerate(snap, access)
+    if regen is None:
+        raise UserError("cannot read or regenerate kube-system/kubeadm-config from the API server")
+    results = evaluate(catalog, snap)
+    kept = persisted(snap, catalog, results, settings)
+    by_id = {r.id: r for r in results}
+    chosen = []
+    for check_id in args.ids or [r.id for r in results if kept.get(r.id) is False]:
+        result = by_id[catalog.get(check_id).id]
+        if result.status is not Status.PASS:
+            print(f"not persisted: {result.id}: {result.status.value} on the node; fix it first")
+        elif kept.get(result.id) is True:
+            print(f"{result.id}: already kept by kubeadm upgrade")
+        elif result.id not in kept:
+            print(f"not persisted: {result.id}: kubeadm does not regenerate what it judges")
+        else:
+            chosen.append(result)
+    if not chosen:
+        print("Nothing to persist.")
+        return EXIT_OK
+    texts = {}
+    with ConfigMapClient(access) as client:
+        for name, key in (CLUSTER_CONFIGURATION, KUBELET_CONFIGURATION):
+            try:
+                texts[(name, key)] = client.get(name, NAMESPACE).data[key]
+            except (ApiError, KeyError):
+                continue
+        plan = plan_persist(snap, chosen, regen, texts)
+        color = sys.stdout.isatty() and not _no_color()
+        for change in plan.changes:
+            print(colorize_diff(change.diff) if color else change.diff, end="")
+        for check_id, why in plan.skipped:
+            print(f"not persisted: {check_id}: {why}")
+        if not plan.changes:
+            return EXIT_FAIL
+        if not _confirm(
+            f"Persist {', '.join(plan.checks)} into kubeadm's configuration?", args.yes
+        ):
+            print("Nothing changed.")
+            return EXIT_FAIL
+        store = BackupStore(settings.state_dir, settings.layout)
+        for change in plan.changes:
+            saved = []
+
+            def backup(old: str, _new: str, change=change, saved=saved) -> None:  # noqa: ANN001
+                saved.append(
+                    store.create_configmap_backup(
+                        change.label, change.name, old, plan.checks, {"persist": list(plan.checks)}
+                    )
+                )
+
+            try:
+                write_change(client, change, backup)
+            except ApiError as exc:
+                raise UserError(f"cannot write {change.label}: {exc}") from None
+            for made in saved[-1:]:
+                store.set_outcome(made, "committed")
+            print(f"persisted in {change.label}" + (f" (backup {saved[-1].id})" if saved else ""))
+    after = persisted(take_snapshot(settings), catalog, chosen, settings)
+    lost = [r.id for r in chosen if after.get(r.id) is not True]
+    if lost:
+        print(f"kubeadm upgrade would still revert: {', '.join(lost)}")
+        return EXIT_FAIL
+    print(f"kubeadm upgrade now keeps {', '.join(r.id for r in chosen)}")
+    return EXIT_OK
+
+
 def cmd_recover(args: argparse.Namespace) -> int:
     from cis_tui.benchmarks.catalog import load_catalog
     from cis_tui.engine.restore import recover
@@ -660,6 +760,17 @@ def build_parser() -> argparse.ArgumentParser:
         _add_globals(p, suppress=True)
     backups.set_defaults(handler=cmd_backups)
 
+    persist = sub.add_parser(
+        "persist",
+        help="put passing settings that kubeadm upgrade would revert into kubeadm's configuration",
+    )
+    _add_globals(persist, suppress=True)
+    persist.add_argument("ids", nargs="*", metavar="ID", help="check ids (or --all)")
+    persist.add_argument(
+        "--all", action="store_true", help="every pass the next kubeadm upgrade would revert"
+    )
+    persist.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    persist.set_defaults(handler=cmd_persist)
     recover = sub.add_parser("recover", help="finish a transaction interrupted by a crash")
     _add_globals(recover, suppress=True)
     recover.add_argument("--yes", action="store_true", help="do not ask for confirmation")

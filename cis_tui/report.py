@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cis_tui.audit.evaluate import STATUS_ORDER, Result, Status, summarize
@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 JSON_SCHEMA_VERSION = 1
 
 
-def result_to_dict(result: Result) -> dict[str, Any]:
-    """One result as the documented JSON object (field names are API)."""
+def result_to_dict(result: Result, persisted: bool | None = None) -> dict[str, Any]:
+    """One result as the documented JSON object (field names are API). `persisted`: whether
+    a pass survives `kubeadm upgrade` (None: not known, or not a pass)."""
     check = result.check
     rem = check.remediation
     return {
@@ -29,6 +30,7 @@ def result_to_dict(result: Result) -> dict[str, Any]:
         "title": check.title,
         "section": check.section,
         "status": result.status.value,
+        "persisted": persisted,
         "scored": check.scored,
         "component": check.component,
         "expected": result.expected,
@@ -75,7 +77,9 @@ def render_json(
     source: str,
     strays: Sequence[StrayFile] = (),
     versions: NodeVersions | None = None,
+    persisted: Mapping[str, bool] | None = None,
 ) -> str:
+    persisted = persisted or {}
     doc = {
         "schema_version": JSON_SCHEMA_VERSION,
         "benchmark": settings.benchmark,
@@ -83,7 +87,7 @@ def render_json(
         "source": source,
         "node": node_to_dict(settings, live, versions),
         "summary": summarize(results),
-        "results": [result_to_dict(r) for r in results],
+        "results": [result_to_dict(r, persisted.get(r.id)) for r in results],
         "findings": [stray_to_dict(s) for s in strays],
     }
     return json.dumps(doc, indent=2)
@@ -136,6 +140,8 @@ class Scan:
     source: str = "node"
     strays: tuple[StrayFile, ...] = ()
     versions: NodeVersions | None = None
+    #: check id -> whether its pass survives `kubeadm upgrade` (cis_tui.persist.status).
+    persisted: Mapping[str, bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -154,7 +160,9 @@ SCAN_FORMATS: dict[str, ScanFormat] = {
         "json",
         "JSON",
         ".json",
-        lambda s: render_json(s.results, s.settings, s.live, s.source, s.strays, s.versions),
+        lambda s: render_json(
+            s.results, s.settings, s.live, s.source, s.strays, s.versions, s.persisted
+        ),
     ),
     "junit": ScanFormat(
         "junit",
@@ -178,6 +186,17 @@ def sort_results(results: Sequence[Result]) -> list[Result]:
 
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def render_reverted(results: Sequence[Result], persisted: Mapping[str, bool]) -> str:
+    """The line under the table naming the passes the next `kubeadm upgrade` reverts."""
+    reverted = [r.id for r in results if persisted.get(r.id) is False]
+    if not reverted:
+        return ""
+    return (
+        f"kubeadm upgrade will revert these passes: {', '.join(reverted)} (they are in the "
+        "node's files only; `cis-tui persist` puts them into kubeadm's configuration)"
+    )
 
 
 def render_strays(strays: Sequence[StrayFile], color: bool = False) -> str:

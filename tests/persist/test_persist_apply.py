@@ -234,3 +234,44 @@ def test_a_failure_after_the_write_rolls_back_the_manifest_and_the_configmap(api
     assert [r.status for r in api.requests if r.method == "PUT"] == [200, 200]  # write, revert
     notes = [e.message for e in events]
     assert "configmap kube-system/kubeadm-config ClusterConfiguration restored" in notes
+
+
+def scan(capsys, config: Path, *ids: str) -> dict[str, tuple[str, bool | None]]:
+    code, out, err = cli(capsys, config, "scan", "--format", "json", "--check", ",".join(ids))
+    doc = json.loads(out)
+    return {r["id"]: (r["status"], r["persisted"]) for r in doc["results"]}
+
+
+def test_scan_says_which_passes_kubeadm_upgrade_reverts_and_persist_keeps_them(capsys, api, node):
+    """A fix made by hand (only in the manifest) passes but is not persisted; `cis-tui persist`
+    puts it into ClusterConfiguration, after which scan says it is."""
+    tree, config = node
+    api.seed_reference("v1beta4.upstream-example")
+    manifest = tree / MANIFEST
+    manifest.write_text(
+        manifest.read_text().replace(
+            "    - --allow-privileged=true\n",
+            "    - --allow-privileged=true\n    - --profiling=false\n",
+        )
+    )
+    assert scan(capsys, config, "1.2.15", "1.2.5") == {
+        "1.2.15": ("PASS", False),
+        "1.2.5": ("FAIL", None),  # only passes are judged
+    }
+    code, out, _ = cli(capsys, config, "scan", "--check", "1.2.15")
+    assert "kubeadm upgrade will revert these passes: 1.2.15" in out
+    before = stored(api)
+    code, out, err = cli(capsys, config, "persist", "1.2.15", "--yes")
+    assert code == 0, out + err
+    assert "kubeadm upgrade now keeps 1.2.15" in out
+    assert added_lines(before, stored(api)) == ["  - name: profiling", '    value: "false"']
+    assert scan(capsys, config, "1.2.15") == {"1.2.15": ("PASS", True)}
+    code, out, _ = cli(capsys, config, "persist", "--all", "--yes")
+    assert code == 0 and "Nothing to persist." in out
+
+
+def test_persisted_is_null_without_an_api_server(capsys, kubeadm_node):
+    doc = json.loads(run_cli(capsys, "--root", str(kubeadm_node), "scan", "--format", "json")[1])
+    assert {r["persisted"] for r in doc["results"]} == {None}
+    code, _, err = run_cli(capsys, "--root", str(kubeadm_node), "persist", "--all")
+    assert code == 2 and "no kubeadm configuration to persist into" in err
