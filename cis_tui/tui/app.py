@@ -46,7 +46,14 @@ from cis_tui.tui.engine_runner import (
     recover_job,
     restore_job,
 )
-from cis_tui.tui.messages import EngineDone, EngineEvent, EngineFailed, ScanDone, ScanFailed
+from cis_tui.tui.messages import (
+    EngineDone,
+    EngineEvent,
+    EngineFailed,
+    PersistedKnown,
+    ScanDone,
+    ScanFailed,
+)
 from cis_tui.tui.screens.checks import ChecksScreen
 from cis_tui.tui.screens.help import HelpScreen, bindings_of, key_clashes, key_list, keys_of
 from cis_tui.tui.textual_fixes import stop_style_cache_leak
@@ -128,6 +135,7 @@ class CisTuiApp(App[int]):
         self.strays: tuple[StrayFile, ...] = first_scan.strays if first_scan else ()
         #: The node's versions as the last scan read them (shown in the header).
         self.versions: NodeVersions | None = first_scan.versions if first_scan else None
+        self.persisted: dict[str, bool] = {}
         self.exit_code = 0
         #: Given the first scan, the checks screen shows it in its first frame.
         self.checks_screen = ChecksScreen(first_scan)
@@ -197,6 +205,8 @@ class CisTuiApp(App[int]):
         self._report_key_clashes(self.screen)
         if self._scan_at_mount:
             self.rescan()
+        else:  # the first scan came with the app: ask about kubeadm upgrade now it is shown
+            self.call_after_refresh(self._judge_persisted, tuple(self.results))
         self._offer_recovery()
         self.call_after_refresh(self._freeze_heap)
 
@@ -290,6 +300,32 @@ class CisTuiApp(App[int]):
         self.checks_screen.show_results(message.results, message.live, message.strays)
         if self._apply_screen_open():
             self.apply_screen.show_statuses(message.results, self._job_checks)
+        self._judge_persisted(message.results)
+
+    def _judge_persisted(self, results: Sequence[Result]) -> None:
+        """Find out, after the scan is on screen, which passes kubeadm upgrade keeps (it asks
+        the API server: never before the first frame)."""
+        from cis_tui.persist.status import read_access
+
+        if read_access(self.settings) is None:
+            return
+
+        def judge() -> None:
+            from cis_tui.persist.status import persisted
+
+            try:
+                found = persisted(
+                    take_snapshot(self.settings), self.catalog, results, self.settings
+                )
+            except Exception:  # unknown is shown as unknown, never as a traceback
+                return
+            self.post_message(PersistedKnown(found))
+
+        self.run_worker(judge, thread=True, group="persisted", exclusive=True, exit_on_error=False)
+
+    def on_persisted_known(self, message: PersistedKnown) -> None:
+        self.persisted = message.persisted
+        self.checks_screen.show_persisted(message.persisted)
 
     def on_scan_failed(self, message: ScanFailed) -> None:
         self.notify(message.error, markup=False, title="Scan failed", severity="error", timeout=10)
@@ -307,6 +343,7 @@ class CisTuiApp(App[int]):
             self.live,
             strays=self.strays,
             versions=self.versions,
+            persisted=dict(self.persisted),
         )
 
     # -- navigation ------------------------------------------------------------------------

@@ -29,6 +29,14 @@ class ScanDone(Message):
         self.versions = versions
 
 
+class PersistedKnown(Message):
+    """Which passes the next `kubeadm upgrade` keeps (check id -> bool; absent: unknown)."""
+
+    def __init__(self, persisted: dict[str, bool]) -> None:
+        super().__init__()
+        self.persisted = persisted
+
+
 class ScanFailed(Message):
     """A scan could not read the node."""
 

@@ -118,6 +118,8 @@ class ChecksScreen(Screen[None]):
         self.live = True
         self.scanned = False
         self.scanned_at = ""  # wall-clock time of the scan shown, HH:MM:SS
+        #: check id -> whether the next kubeadm upgrade keeps its pass (absent: unknown).
+        self.persisted: dict[str, bool] = {}
 
     @property
     def cis_app(self) -> CisTuiApp:
@@ -206,9 +208,17 @@ class ChecksScreen(Screen[None]):
                 parts.extend([(status.value, STATUS_STYLE[status]), f" {counts[status.value]} "])
         self.query_one("#filter-bar", Static).update(Content.assemble(*parts))
 
+    def show_persisted(self, persisted: dict[str, bool]) -> None:
+        """Which passes the next kubeadm upgrade keeps: shown in the details pane."""
+        self.persisted = persisted
+        if self.is_mounted:
+            self._update_details()
+
     def _update_details(self) -> None:
         layout = self.cis_app.settings.layout
-        self.query_one(CheckDetails).show(self.table.current, self.paths, layout)
+        current = self.table.current
+        kept = self.persisted.get(current.id) if current is not None else None
+        self.query_one(CheckDetails).show(current, self.paths, layout, kept)
 
     @on(DataTable.RowHighlighted)
     def _highlighted(self) -> None:

@@ -17,7 +17,11 @@ LABEL_WIDTH = 13
 
 
 def details_content(
-    result: Result, paths: NodePaths, layout: Layout | None = None, width: int = 0
+    result: Result,
+    paths: NodePaths,
+    layout: Layout | None = None,
+    width: int = 0,
+    persisted: bool | None = None,
 ) -> Content:
     """Everything an admin reads before selecting a check, as Content; with a `width`, wrapped
     values continue under their value, not under the label."""
@@ -51,6 +55,14 @@ def details_content(
     if result.disagreement:
         lines.append(_row("disagreement", paths.show(result.disagreement), "$text-warning"))
     lines.append(_row("reason", paths.show(result.reason)))
+    if persisted is False:
+        text = (
+            "kubeadm upgrade will revert this: it is only in the node's files "
+            f"(cis-tui persist {result.check.id} keeps it)"
+        )
+        lines.append(_row("upgrade", text, "bold $text-warning"))
+    elif persisted is True:
+        lines.append(_row("upgrade", "kept by kubeadm upgrade (in kubeadm's configuration)"))
     fix = f"{rem.summary} ({rem.kind})" if rem.available else f"by hand: {rem.summary}"
     lines.append(_row("fix", fix))
     for param in rem.params:
@@ -84,13 +96,19 @@ class CheckDetails(VerticalScroll):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.can_focus = True
-        self._shown: tuple[Result | None, NodePaths, Layout | None] | None = None
+        self._shown: tuple[Result | None, NodePaths, Layout | None, bool | None] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(Content.styled("scanning the node…", "$text-muted"), id="details-text")
 
-    def show(self, result: Result | None, paths: NodePaths, layout: Layout | None = None) -> None:
-        self._shown = (result, paths, layout)
+    def show(
+        self,
+        result: Result | None,
+        paths: NodePaths,
+        layout: Layout | None = None,
+        persisted: bool | None = None,
+    ) -> None:
+        self._shown = (result, paths, layout, persisted)
         text = self.query_one("#details-text", Static)
         if result is None:
             text.update(Content.styled("no check matches the filters", "$text-muted"))
@@ -99,7 +117,7 @@ class CheckDetails(VerticalScroll):
             # stable): wrapping must not depend on whether the wrapped text needs a scrollbar.
             outer = self.size.width or self.app.size.width
             width = outer - 2 - self.styles.scrollbar_size_vertical
-            text.update(details_content(result, paths, layout, width))
+            text.update(details_content(result, paths, layout, width, persisted))
         self.scroll_home(animate=False)
 
     def on_resize(self) -> None:

@@ -1,0 +1,35 @@
+"""The details pane says whether kubeadm upgrade keeps a pass (issue 14 item 4), once the
+app has asked the node's API server (a real loopback HTTPS server), after the first frame."""
+
+from __future__ import annotations
+
+from cis_tui.layout import load_settings
+from cis_tui.tui.widgets.check_table import CheckTable
+from tests.fake_apiserver import FakeApiServer
+from tests.persist.test_persist_apply import MANIFEST, node_config
+from tests.tui.conftest import screen_text, settle, wait_until
+
+
+async def test_a_pass_kubeadm_upgrade_reverts_says_so(make_app, tree, tmp_path):
+    manifest = tree / MANIFEST
+    manifest.write_text(
+        manifest.read_text().replace(
+            "    - --allow-privileged=true\n",
+            "    - --allow-privileged=true\n    - --profiling=false\n",
+        )
+    )
+    with FakeApiServer() as api:
+        api.seed_reference("v1beta4.upstream-example")
+        config = node_config(tmp_path / "cfg", tree, api.write_kubeconfig(tmp_path / "admin.conf"))
+        app = make_app(load_settings(config=config))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(pilot)
+            await wait_until(pilot, lambda: "1.2.15" in app.persisted, what="persisted known")
+            assert app.persisted["1.2.15"] is False
+            await pilot.press("slash", *"1.2.15", "enter")
+            await pilot.pause()
+            table = app.screen.query_one(CheckTable)
+            assert table.current is not None and table.current.id == "1.2.15"
+            text = " ".join(screen_text(app).split())
+            assert "kubeadm upgrade will revert this" in text
+            assert "cis-tui persist 1.2.15 keeps it" in text
