@@ -27,7 +27,7 @@ from cis_tui.engine.transaction import (
 from cis_tui.errors import UserError
 from cis_tui.persist.apiclient import ApiError, ConfigMapClient, Conflict
 from cis_tui.persist.changes import NAMESPACE
-from cis_tui.persist.planner import decide
+from cis_tui.persist.planner import attach_persistence, decide
 from cis_tui.persist.writes import ATTEMPTS, revert_text
 from cis_tui.remediate.plan import AttributeChange, FilePlan, Plan
 
@@ -91,7 +91,8 @@ async def restore(engine: Engine, backup_id: str) -> ApplyResult:
     backup = engine.store.get(backup_id)
     if backup.kind == "configmap":
         return await asyncio.to_thread(_restore_configmap, engine, backup)
-    plan = restore_plan(engine, backup)
+    # kubeadm's configuration follows: a restored fix must not come back at the next upgrade.
+    plan = attach_persistence(restore_plan(engine, backup), engine.settings)
     if plan.empty:
         engine.emit(
             Event(Kind.DONE, message=f"{backup.path or 'attributes'} already match the backup")

@@ -815,7 +815,7 @@ class Engine:
 
 def _persistable(file: FilePlan) -> bool:
     """Whether `kubeadm upgrade` regenerates this file (a fix to it needs persisting)."""
-    return file.kind in {"manifest", "kubelet-config"} and not file.restores
+    return file.kind in {"manifest", "kubelet-config"}
 
 
 def _apply_attribute(path: Path, mode: int | None, owner: str | None) -> None:

@@ -100,8 +100,8 @@ def attach_persistence(plan: Plan, settings: Settings) -> Plan:
 def _with_change(
     file: FilePlan, client: ConfigMapClient, texts: dict[tuple[str, str], str]
 ) -> FilePlan:
-    if file.restores or file.old_text is None or file.new_text is None:
-        return file
+    if file.old_text is None or file.new_text is None:
+        return file  # attributes: kubeadm does not store modes
     if file.kind == "manifest":
         where = CLUSTER_CONFIGURATION
         try:

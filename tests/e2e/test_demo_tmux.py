@@ -177,9 +177,12 @@ def test_demo_select_apply_restore_quit(tmp_path):
         pane.wait_for(r"PASS\s+1\.4\.1")
 
         pane.keys("b")
-        pane.wait_for(r"1 backup in")
+        # the manifest's backup, and kubeadm-config's (the fix was persisted), newest first
+        pane.wait_for(r"2 backups in")
+        pane.keys("Down")  # the manifest's: restoring it takes the persisted fix back too
         pane.keys("r")
         pane.wait_for(r"Restore this backup\?")
+        assert "kube-scheduler.yaml" in pane.text()
         pane.keys("y")
         pane.wait_for(r"committed: 1 committed", timeout=120)
         pane.wait_for(r"now: 1\.4\.1 FAIL")

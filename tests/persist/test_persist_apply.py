@@ -275,3 +275,20 @@ def test_persisted_is_null_without_an_api_server(capsys, kubeadm_node):
     assert {r["persisted"] for r in doc["results"]} == {None}
     code, _, err = run_cli(capsys, "--root", str(kubeadm_node), "persist", "--all")
     assert code == 2 and "no kubeadm configuration to persist into" in err
+
+
+def test_restoring_a_manifest_backup_takes_the_persisted_fix_back_too(capsys, api, node):
+    """Undoing a fix by restoring its manifest's backup also removes it from extraArgs, or the
+    next kubeadm upgrade would bring it back."""
+    tree, config = node
+    api.seed_reference("v1beta4.upstream-example")
+    before_cm, before = stored(api), (tree / MANIFEST).read_bytes()
+    assert cli(capsys, config, "apply", "1.2.15", "--yes", "--no-health-gate")[0] == 0
+    backups = json.loads(cli(capsys, config, "backups", "list", "--format", "json")[1])
+    (manifest_backup,) = [b for b in backups if b["component"] == "kube-apiserver"]
+    code, out, err = cli(
+        capsys, config, "backups", "restore", manifest_backup["id"], "--yes", "--no-health-gate"
+    )
+    assert code == 0, out + err
+    assert (tree / MANIFEST).read_bytes() == before
+    assert stored(api) == before_cm
