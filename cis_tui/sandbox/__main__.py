@@ -1,4 +1,4 @@
-"""`python -m cis_tui.sandbox create|run|restart-kubelet DIR`."""
+"""`python -m cis_tui.sandbox create|run|restart-kubelet|upgrade DIR`."""
 
 from __future__ import annotations
 
@@ -36,6 +36,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("dir", type=Path, metavar="DIR")
     restart = sub.add_parser("restart-kubelet", help="restart the sandbox kubelet")
     restart.add_argument("dir", type=Path, metavar="DIR")
+    upgrade = sub.add_parser(
+        "upgrade",
+        help="what `kubeadm upgrade apply` does to the node: regenerate its static pods and "
+        "kubelet config from the stored kubeadm-config and kubelet-config",
+    )
+    upgrade.add_argument("dir", type=Path, metavar="DIR")
+    upgrade.add_argument(
+        "--to",
+        metavar="VERSION",
+        default=None,
+        help="the Kubernetes version to upgrade to, such as v1.35.1 (default: the stored one)",
+    )
+    upgrade.add_argument(
+        "--restart-kubelet",
+        action="store_true",
+        help="then restart the kubelet, as `systemctl restart kubelet` (kubeadm does not)",
+    )
     return parser
 
 
@@ -52,10 +69,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "run":
             return run_agent(args.dir)
+        if args.command == "upgrade":
+            from cis_tui.sandbox.upgrade import upgrade_sandbox
+
+            upgrade_sandbox(
+                args.dir, args.to, restart_kubelet=args.restart_kubelet, echo=_print_flushed
+            )
+            return 0
         return restart_kubelet(args.dir)
     except UserError as exc:
         print(f"cis-tui sandbox: {exc}", file=sys.stderr)
         return exc.exit_code
+
+
+def _print_flushed(line: str) -> None:
+    print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import re
@@ -9,13 +10,14 @@ import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from contextlib import ExitStack
 from pathlib import Path
 
 from cis_tui.errors import UserError
 from cis_tui.sandbox import manifests as mf
 from cis_tui.sandbox.configmaps import KUBEADM_CONFIG_VERSIONS, seed_configmaps
-from cis_tui.sandbox.paths import ADDRESS, STANDIN_BINARIES, SandboxPaths
+from cis_tui.sandbox.paths import ADDRESS, STANDIN_BINARIES, STATIC_COMPONENTS, SandboxPaths
 from cis_tui.sandbox.pki import write_file, write_node_pki
 from cis_tui.sandbox.scenarios import SCENARIO_FUNCS, NodeDraft, chown_if_root
 from cis_tui.sandbox.settings import AgentSettings, SandboxSettings, write_sandbox_settings
@@ -34,6 +36,17 @@ _PORT_NAMES = (
     "kubelet",
     "kubelet-read-only",
 )
+#: The node kubeadm's reference files (kubeadm/*.yaml) were written for, and its ports there.
+REFERENCE_ADDRESS = "10.0.0.10"
+KUBEADM_PORTS: Mapping[str, int] = {
+    "etcd-client": 2379,
+    "etcd-peer": 2380,
+    "etcd-metrics": 2381,
+    "kube-apiserver": 6443,
+    "kube-controller-manager": 10257,
+    "kube-scheduler": 10259,
+    "kubelet-healthz": 10248,
+}
 
 
 def free_ports(names: tuple[str, ...]) -> dict[str, int]:
@@ -89,52 +102,98 @@ def adapt_etcd(text: str, version: tuple[int, int, int]) -> str:
     text = mf.set_flag(text, "--experimental-initial-corrupt-check", "true")
     text = mf.set_flag(text, "--experimental-watch-progress-notify-interval", "5s")
     text = text.replace("etcd:3.6.6-0", "etcd:{}.{}.{}-0".format(*version))
-    if version < (3, 5, 11):
-        # No /livez or /readyz before 3.5.11: kubeadm's older /health probes, no readiness.
-        text = re.sub(
-            r"    readinessProbe:\n(?:      .*\n)+",
-            "",
-            text,
-        )
-        text = text.replace(
-            "        path: /livez\n", "        path: /health?exclude=NOSPACE&serializable=true\n"
-        )
-        text = text.replace("        path: /readyz\n", "        path: /health?serializable=false\n")
-    return text
+    return _etcd_probes(text, version)
 
 
-def _manifest_texts(paths: SandboxPaths, ports: dict[str, int]) -> dict[str, str]:
-    root = paths.root
-    out: dict[str, str] = {}
-
-    etcd = mf.rewrite_host_paths(mf.template("etcd.yaml"), root)
-    etcd = mf.set_flag(etcd, "--listen-client-urls", f"https://{ADDRESS}:2379")
-    etcd = (
-        etcd.replace("10.0.0.10", ADDRESS)
-        .replace(":2379", f":{ports['etcd-client']}")
-        .replace(":2380", f":{ports['etcd-peer']}")
-        .replace(":2381", f":{ports['etcd-metrics']}")
-        .replace("containerPort: 2381", f"containerPort: {ports['etcd-metrics']}")
+def _etcd_probes(text: str, version: tuple[int, int, int]) -> str:
+    """No /livez or /readyz before etcd 3.5.11: kubeadm's older /health probes, no readiness."""
+    if version >= (3, 5, 11):
+        return text
+    text = re.sub(r"    readinessProbe:\n(?:      .*\n)+", "", text)
+    text = text.replace(
+        "        path: /livez\n", "        path: /health?exclude=NOSPACE&serializable=true\n"
     )
-    out["etcd"] = etcd
+    return text.replace("        path: /readyz\n", "        path: /health?serializable=false\n")
 
-    api = mf.rewrite_host_paths(mf.template("kube-apiserver.yaml"), root)
-    api = (
-        api.replace("10.0.0.10", ADDRESS)
-        .replace(":2379", f":{ports['etcd-client']}")
-        .replace(":6443", f":{ports['kube-apiserver']}")
-        .replace("--secure-port=6443", f"--secure-port={ports['kube-apiserver']}")
-        .replace("containerPort: 6443", f"containerPort: {ports['kube-apiserver']}")
-    )
-    out["kube-apiserver"] = api
 
+def image_version(text: str, name: str) -> tuple[int, int, int] | None:
+    """The version in a manifest's `name` image tag (`etcd:3.5.12-0` -> (3, 5, 12))."""
+    m = re.search(rf"^\s+image: \S*/{re.escape(name)}:v?(\d+)\.(\d+)\.(\d+)", text, re.M)
+    return (int(m[1]), int(m[2]), int(m[3])) if m else None
+
+
+def _host_paths(text: str, root: Path) -> str:
+    """Node paths moved under root; a path already there stays (a setting cis-tui stored from the
+    sandbox's own files names it so), even when root itself starts with /var or /etc."""
+    at_node = re.sub(re.escape(f"{root}/") + r"(?=(?:etc|var|usr|run|opt|lib)/)", "/", text)
+    return mf.rewrite_host_paths(at_node, root)
+
+
+def sandbox_manifest(
+    component: str,
+    text: str,
+    paths: SandboxPaths,
+    ports: Mapping[str, int],
+    etcd_version: tuple[int, int, int] | None = None,
+) -> str:
+    """A static pod kubeadm wrote for the reference node (node paths, 10.0.0.10, kubeadm's
+    ports) as the sandbox runs it: host paths under DIR, 127.0.0.1 and the sandbox's free ports.
+
+    `etcd_version` (etcd only) makes it kubeadm's manifest for that etcd: flags, tag, probes;
+    without it, the probes follow the manifest's own image tag.
+    """
+    text = _host_paths(text, paths.root)
+    if component == "etcd":
+        text = (
+            text.replace(REFERENCE_ADDRESS, ADDRESS)
+            .replace(":2379", f":{ports['etcd-client']}")
+            .replace(":2380", f":{ports['etcd-peer']}")
+            .replace(":2381", f":{ports['etcd-metrics']}")
+            .replace("containerPort: 2381", f"containerPort: {ports['etcd-metrics']}")
+        )
+        # kubeadm listens on loopback and the node address, one URL once both are 127.0.0.1.
+        urls = mf.flags(text).get("--listen-client-urls")
+        if urls:
+            unique = ",".join(dict.fromkeys(urls.split(",")))
+            text = mf.set_flag(text, "--listen-client-urls", unique)
+        if etcd_version is not None:
+            return adapt_etcd(text, etcd_version)
+        tagged = image_version(text, "etcd")
+        return _etcd_probes(text, tagged) if tagged else text
+    if component == "kube-apiserver":
+        return (
+            text.replace(REFERENCE_ADDRESS, ADDRESS)
+            .replace(":2379", f":{ports['etcd-client']}")
+            .replace(":6443", f":{ports['kube-apiserver']}")
+            .replace("--secure-port=6443", f"--secure-port={ports['kube-apiserver']}")
+            .replace("containerPort: 6443", f"containerPort: {ports['kube-apiserver']}")
+        )
     # kubeadm relies on the fixed default ports 10257/10259; the sandbox needs free ones.
-    for comp, default in (("kube-controller-manager", 10257), ("kube-scheduler", 10259)):
-        text = mf.rewrite_host_paths(mf.template(f"{comp}.yaml"), root)
-        text = mf.set_flag(text, "--secure-port", str(ports[comp]))
-        text = text.replace(f"containerPort: {default}", f"containerPort: {ports[comp]}")
-        out[comp] = text
-    return out
+    text = mf.set_flag(text, "--secure-port", str(ports[component]))
+    default = KUBEADM_PORTS[component]
+    return text.replace(f"containerPort: {default}", f"containerPort: {ports[component]}")
+
+
+def sandbox_kubelet_config(text: str, paths: SandboxPaths, ports: Mapping[str, int]) -> str:
+    """A kubelet config kubeadm wrote (node paths, kubeadm's ports) as the sandbox's kubelet
+    reads it: host paths under DIR, its own healthz and serving ports."""
+    text = _host_paths(text, paths.root)
+    text = text.replace("healthzPort: 10248", f"healthzPort: {ports['kubelet-healthz']}")
+    return mf.set_top_level(text, "port", f" {ports['kubelet']}")
+
+
+def _manifest_texts(
+    paths: SandboxPaths, ports: Mapping[str, int], etcd_version: tuple[int, int, int] | None
+) -> dict[str, str]:
+    return {
+        comp: sandbox_manifest(comp, mf.template(f"{comp}.yaml"), paths, ports, etcd_version)
+        for comp in STATIC_COMPONENTS
+    }
+
+
+def write_ports(paths: SandboxPaths, ports: Mapping[str, int]) -> None:
+    """Record the ports chosen at create: `sandbox upgrade` maps kubeadm's onto them."""
+    write_file(paths.ports, (json.dumps(dict(ports), indent=2) + "\n").encode(), 0o644)
 
 
 def _as_kubeadm_wrote(before: dict[str, str], after: dict[str, str]) -> dict[str, str]:
@@ -147,10 +206,8 @@ def _as_kubeadm_wrote(before: dict[str, str], after: dict[str, str]) -> dict[str
     return fresh
 
 
-def _kubelet_config(paths: SandboxPaths, ports: dict[str, int]) -> str:
-    text = mf.rewrite_host_paths(mf.template("kubelet-config.yaml"), paths.root)
-    text = text.replace("healthzPort: 10248", f"healthzPort: {ports['kubelet-healthz']}")
-    return mf.set_top_level(text, "port", f" {ports['kubelet']}")
+def _kubelet_config(paths: SandboxPaths, ports: Mapping[str, int]) -> str:
+    return sandbox_kubelet_config(mf.template("kubelet-config.yaml"), paths, ports)
 
 
 def _cis_tui_toml(paths: SandboxPaths) -> str:
@@ -281,17 +338,14 @@ def create_sandbox(
     ):
         draft.dirs[d] = mode
 
-    texts = _manifest_texts(paths, ports)
     real_etcd = binary is not None and version is not None
-    if real_etcd:
-        assert version is not None
-        texts["etcd"] = adapt_etcd(texts["etcd"], version)
+    texts = _manifest_texts(paths, ports, version if real_etcd else None)
     kubeadm_wrote = dict(texts)
     for comp, text in texts.items():
         draft.files[paths.manifest(comp)] = (text, 0o600)
     draft.files[paths.kubelet_config] = (_kubelet_config(paths, ports), 0o644)
     draft.files[paths.kubelet_flags_env] = (
-        mf.template("kubeadm-flags.env").replace("10.0.0.10", ADDRESS),
+        mf.template("kubeadm-flags.env").replace(REFERENCE_ADDRESS, ADDRESS),
         0o644,
     )
     draft.files[paths.kubelet_unit] = (
@@ -334,5 +388,6 @@ def create_sandbox(
     )
     settings = SandboxSettings(agent=AgentSettings(etcd="real" if real_etcd else "standin"))
     write_sandbox_settings(paths.root, settings)
+    write_ports(paths, ports)
     write_file(paths.config, _cis_tui_toml(paths).encode(), 0o644)
     return paths.config

@@ -44,6 +44,16 @@ class SandboxPaths:
         return self.manifests / f"{component}.yaml"
 
     @property
+    def kubeadm_tmp(self) -> Path:
+        """kubeadm's scratch directory: upgrade backups of manifests and the kubelet config."""
+        return self.host("/etc/kubernetes/tmp")
+
+    @property
+    def patches(self) -> Path:
+        """The kubeadm patches directory `sandbox upgrade` passes as `--patches`."""
+        return self.host("/etc/kubernetes/patches")
+
+    @property
     def pki(self) -> Path:
         return self.host("/etc/kubernetes/pki")
 
@@ -124,6 +134,11 @@ class SandboxPaths:
     def sandbox_settings(self) -> Path:
         """Sandbox-only knobs: readiness delays, agent timings, faults."""
         return self.root / "sandbox.toml"
+
+    @property
+    def ports(self) -> Path:
+        """The loopback ports chosen at create (JSON: name -> port), kubeadm's mapped onto them."""
+        return self.root / "ports.json"
 
     @property
     def state_dir(self) -> Path:
