@@ -93,3 +93,44 @@ def test_without_persistence_the_upgrade_reverts_them_as_scan_said(
         "4.2.14": "WARN",  # a manual check
     }
     assert "--profiling=false" not in run.args_of("kube-apiserver")
+
+
+@needs_etcd
+def test_a_health_gate_failure_leaves_kubeadm_config_as_it_was(
+    sandbox_factory: SandboxFactory,  # noqa: F811
+) -> None:
+    """A change that crash-loops the scheduler is rolled back before anything reaches the
+    stored configuration: the next upgrade cannot bring it back."""
+    import asyncio
+
+    from cis_tui.benchmarks.catalog import load_catalog
+    from cis_tui.engine.events import Outcome
+    from cis_tui.engine.transaction import Engine
+    from cis_tui.layout import load_settings
+    from cis_tui.persist.planner import attach_persistence
+    from cis_tui.remediate.plan import FilePlan, Plan
+    from cis_tui.sandbox.configmaps import read_configmap
+
+    run = sandbox_factory()
+    config = run.config
+    config.write_text(config.read_text() + FAST_HEALTH)
+    settings = load_settings(config=config)
+    path = settings.layout.manifest("kube-scheduler")
+    old = path.read_text()
+    new = old.replace(
+        "    - --leader-elect=true\n",
+        "    - --leader-elect=true\n    - --leader-elect-retry-period=bogus\n",
+    )
+    plan = attach_persistence(
+        Plan("cis-1.12", (), {}, (FilePlan("manifest", "kube-scheduler", path, old, new, ()),)),
+        settings,
+    )
+    (file,) = plan.files
+    assert file.persist is not None and "bogus" in file.persist.new_text  # planned
+    before = read_configmap(run.paths, "kube-system", "kubeadm-config")
+    result = asyncio.run(
+        Engine(settings, load_catalog("cis-1.12"), lambda e: None, timeout=10).apply(plan)
+    )
+    assert result.files[0].outcome is Outcome.ROLLED_BACK, result.files[0].message
+    assert path.read_text() == old
+    assert read_configmap(run.paths, "kube-system", "kubeadm-config") == before
