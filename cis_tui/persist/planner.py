@@ -43,6 +43,14 @@ class Persistence:
     #: reported not persisted and the command exits 1.
     failed: str = ""
 
+    def short(self) -> str:
+        """One sentence for the wizard's plan summary."""
+        if self.failed:
+            return f"NOT persisted ({self.failed}): {UPGRADE_REVERTS}."
+        if self.mode == OFF:
+            return f"Not persisted ({self.reason}): kubeadm upgrade reverts these fixes."
+        return f"Persisted in {self.reason.split(' via ', 1)[0]}."
+
     def describe(self) -> str:
         if self.failed:
             return f"Persistence: not possible: {self.failed}; {UPGRADE_REVERTS}"
@@ -62,7 +70,7 @@ def decide(settings: Settings) -> Persistence:
         where = f" in {settings.config_path}" if settings.config_path else ""
         return Persistence(OFF, f"[persist] mode = off{where}")
     if settings.has_root_override:
-        return Persistence(OFF, "a --root tree has no API server holding its kubeadm configuration")
+        return Persistence(OFF, "a --root tree has no API server")
     path = kubeconfig_path(settings)
     if not path.exists():
         if mode == "auto":

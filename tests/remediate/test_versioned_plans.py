@@ -108,6 +108,10 @@ def version_problems(snap: NodeSnapshot, plan: Plan) -> list[str]:
 @pytest.mark.parametrize("tree", TREES)
 def test_plans_add_only_what_the_version_has(trees, tree):
     snap, plan = plan_everything(trees / tree)
+    if tree == "t11-kubeadm121-enc":  # its only manifest is one the kubelet refuses to run
+        assert not plan.files
+        assert all("the kubelet refuses to run" in s.reason for s in plan.skipped)
+        return
     assert plan.files, f"{tree}: nothing planned at all"
     assert version_problems(snap, plan) == []
 

@@ -272,7 +272,7 @@ class PlanScreen(Screen[None]):
         persistence = plan.persistence
         kept = (
             Content.styled(
-                f" {persistence.describe()}.",
+                f" {persistence.short()}",
                 "$text-warning" if persistence.failed or persistence.mode == "off" else "",
             )
             if persistence is not None
