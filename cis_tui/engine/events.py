@@ -29,10 +29,10 @@ class Step(str, enum.Enum):
     BACKUP = "backup"
     JOURNAL = "journal"
     WRITE = "write"
-    PERSIST = "persist"  # the fix mirrored into kubeadm's stored configuration
     RESTART = "restart"
     RESTART_EVIDENCE = "restart-evidence"
     HEALTH = "health"
+    PERSIST = "persist"  # the fix mirrored into kubeadm's stored configuration
     AUDIT = "audit"
     COMMIT = "commit"
     ROLLBACK = "rollback"

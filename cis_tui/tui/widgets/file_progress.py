@@ -17,10 +17,10 @@ LABELS = {
     Step.BACKUP: "backup",
     Step.JOURNAL: "journal",
     Step.WRITE: "write",
-    Step.PERSIST: "persist",
     Step.RESTART: "restart",
     Step.RESTART_EVIDENCE: "restarted",
     Step.HEALTH: "health",
+    Step.PERSIST: "persist",  # after the gate: a restarted API server takes the write
     Step.AUDIT: "audit",
     Step.COMMIT: "commit",
     Step.ROLLBACK: "rollback",
