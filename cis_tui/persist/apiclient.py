@@ -109,13 +109,29 @@ class ConfigMap:
 # -- kubeconfig ------------------------------------------------------------------------------
 
 
+#: (path, device, inode, size, mtime) -> what it said: checking a key against its
+#: certificate costs a tenth of a second, and a scan, a plan and an apply each read it.
+_KUBECONFIGS: dict[tuple[str, int, int, int, int], ClusterAccess] = {}
+
+
 def read_kubeconfig(path: Path) -> ClusterAccess:
     """The server, cluster CA and client certificate of `path`'s current context.
 
     UserError (naming `path`) when the file is missing or unreadable, not YAML, has no usable
-    current context, or authenticates other than with a client certificate.
-    """
+    current context, or authenticates other than with a client certificate. Cached per version
+    of the file (a rewritten file is read again)."""
     path = Path(path)
+    try:
+        st = path.stat()
+    except OSError:
+        return _read_kubeconfig(path)  # says why, naming the file
+    key = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _KUBECONFIGS:
+        _KUBECONFIGS[key] = _read_kubeconfig(path)
+    return _KUBECONFIGS[key]
+
+
+def _read_kubeconfig(path: Path) -> ClusterAccess:
     text = _read_bytes(path, path, "").decode("utf-8", "replace")
     from ruamel.yaml.error import YAMLError
 

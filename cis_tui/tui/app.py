@@ -77,6 +77,11 @@ def default_node_label(settings: Settings) -> str:
     return socket.gethostname()
 
 
+#: Seconds after start before the API server is asked which passes kubeadm upgrade keeps: the
+#: admin's first keys come before that work (regenerating the node takes a quarter second).
+PERSISTED_DELAY = 2.0
+
+
 class CisTuiApp(App[int]):
     """The wizard. Screens hold views; the App owns the scan, the engine job and their state."""
 
@@ -205,8 +210,9 @@ class CisTuiApp(App[int]):
         self._report_key_clashes(self.screen)
         if self._scan_at_mount:
             self.rescan()
-        else:  # the first scan came with the app: ask about kubeadm upgrade now it is shown
-            self.call_after_refresh(self._judge_persisted, tuple(self.results))
+        else:  # the first scan came with the app: ask about kubeadm upgrade once it settled
+            first = tuple(self.results)
+            self.set_timer(PERSISTED_DELAY, lambda: self._judge_persisted(first))
         self._offer_recovery()
         self.call_after_refresh(self._freeze_heap)
 
@@ -307,8 +313,8 @@ class CisTuiApp(App[int]):
         the API server: never before the first frame)."""
         from cis_tui.persist.status import read_access
 
-        if read_access(self.settings) is None:
-            return
+        if self.runner.busy or read_access(self.settings) is None:
+            return  # a job's own rescan asks again when it is done
 
         def judge() -> None:
             from cis_tui.persist.status import persisted

@@ -10,6 +10,7 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -27,7 +28,7 @@ from textual.worker import Worker, WorkerState
 from cis_tui.audit.node import take_snapshot
 from cis_tui.errors import UserError
 from cis_tui.layout import Layout
-from cis_tui.persist.planner import attach_persistence
+from cis_tui.persist.planner import KUBEADM_CONFIG, Persistence, attach_persistence
 from cis_tui.remediate.params import ParamValues, resolve_params
 from cis_tui.remediate.plan import FilePlan, Plan, Skipped, build_plan
 from cis_tui.tui.display import NodePaths
@@ -168,6 +169,10 @@ class PlanScreen(Screen[None]):
         self._timer: Timer | None = None
         self._replan_due = False
         self._worker: Worker[Plan] | None = None
+        self._persist_worker: Worker[Plan] | None = None
+        self._persist_base: Plan | None = None
+        #: The plan is shown; kubeadm's configuration is still being asked about.
+        self.persisting = False
         self._later_fields: list[Widget] = []
 
     @property
@@ -229,16 +234,36 @@ class PlanScreen(Screen[None]):
     @work(thread=True, group="plan", exclusive=True, exit_on_error=False)
     def _build(self, ids: tuple[str, ...], values: ParamValues) -> Plan:
         app = self.cis_app
-        plan = build_plan(app.catalog, take_snapshot(app.settings), ids, values)
-        return attach_persistence(plan, app.settings)
+        return build_plan(app.catalog, take_snapshot(app.settings), ids, values)
+
+    @work(thread=True, group="persist", exclusive=True, exit_on_error=False)
+    def _persist(self, plan: Plan) -> Plan:
+        """The plan with its kubeadm configuration changes (it asks the API server: the diff
+        is shown before the answer comes)."""
+        try:
+            return attach_persistence(plan, self.cis_app.settings)
+        except Exception as exc:  # shown as not persisted, never a traceback
+            failed = Persistence(KUBEADM_CONFIG, "", failed=f"cannot check it: {exc}")
+            return replace(plan, persistence=failed)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker is self._persist_worker:
+            # Only for the plan on screen: a newer plan has its own question in flight.
+            if event.state is WorkerState.SUCCESS and self.plan is self._persist_base:
+                self.persisting = False
+                self._show(event.worker.result)
+            return
         if event.worker is not self._worker:
             return
         if event.state is WorkerState.SUCCESS:
             self.planning = False
             self.plan_error = None
-            self._show(event.worker.result)
+            plan = event.worker.result
+            self._show(plan)
+            if plan is not None and not plan.empty:
+                self.persisting = True
+                self._persist_base = plan
+                self._persist_worker = self._persist(plan)
         elif event.state is WorkerState.ERROR:
             self.planning = False
             self.plan_error = str(event.worker.error)
@@ -270,14 +295,11 @@ class PlanScreen(Screen[None]):
             else ""
         )
         persistence = plan.persistence
-        kept = (
-            Content.styled(
-                f" {persistence.short()}",
-                "$text-warning" if persistence.failed or persistence.mode == "off" else "",
-            )
-            if persistence is not None
-            else ""
-        )
+        if persistence is not None:
+            warn = persistence.failed or persistence.mode == "off"
+            kept = Content.styled(f" {persistence.short()}", "$text-warning" if warn else "")
+        else:
+            kept = Content.styled(" Asking about kubeadm's configuration…", "$text-muted")
         return Content.assemble(
             ("Plan: ", "bold"),
             f"fixes {checks} in {files}",
@@ -348,6 +370,12 @@ class PlanScreen(Screen[None]):
             return
         if self.planning or self._replan_due:
             self.notify("Still planning; try again in a moment.", severity="warning")
+            return
+        if self.persisting:
+            self.notify(
+                "Still asking the API server about kubeadm's configuration; try again in a moment.",
+                severity="warning",
+            )
             return
         plan = self.plan
         if plan is None or plan.empty:
