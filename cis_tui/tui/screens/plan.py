@@ -171,6 +171,8 @@ class PlanScreen(Screen[None]):
         self._worker: Worker[Plan] | None = None
         self._persist_worker: Worker[Plan] | None = None
         self._persist_base: Plan | None = None
+        #: `a` was pressed before the answer: the confirmation opens when it comes.
+        self._apply_when_known = False
         #: The plan is shown; kubeadm's configuration is still being asked about.
         self.persisting = False
         self._later_fields: list[Widget] = []
@@ -252,6 +254,9 @@ class PlanScreen(Screen[None]):
             if event.state is WorkerState.SUCCESS and self.plan is self._persist_base:
                 self.persisting = False
                 self._show(event.worker.result)
+                if self._apply_when_known:
+                    self._apply_when_known = False
+                    self.action_apply()
             return
         if event.worker is not self._worker:
             return
@@ -260,6 +265,7 @@ class PlanScreen(Screen[None]):
             self.plan_error = None
             plan = event.worker.result
             self._show(plan)
+            self._apply_when_known = False  # a new plan is reviewed afresh
             if plan is not None and not plan.empty:
                 self.persisting = True
                 self._persist_base = plan
@@ -371,11 +377,9 @@ class PlanScreen(Screen[None]):
         if self.planning or self._replan_due:
             self.notify("Still planning; try again in a moment.", severity="warning")
             return
-        if self.persisting:
-            self.notify(
-                "Still asking the API server about kubeadm's configuration; try again in a moment.",
-                severity="warning",
-            )
+        if self.persisting:  # asked as soon as the API server answered
+            self._apply_when_known = True
+            self.notify("Asking the API server about kubeadm's configuration first…")
             return
         plan = self.plan
         if plan is None or plan.empty:
