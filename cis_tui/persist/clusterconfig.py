@@ -21,7 +21,7 @@ from typing import Any
 from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 
 from cis_tui.remediate import yamltext as yt
-from cis_tui.remediate.edits import KubeletConfig
+from cis_tui.remediate.edits import HOST_PATH_TYPES, KubeletConfig
 from cis_tui.remediate.yamltext import EditError
 
 __all__ = [
@@ -47,19 +47,7 @@ COMPONENT_KEYS: dict[str, tuple[str, ...]] = {
     "etcd": ("etcd", "local"),
 }
 
-#: core/v1 HostPathType values ("" = no check).
-PATH_TYPES = frozenset(
-    {
-        "",
-        "DirectoryOrCreate",
-        "Directory",
-        "FileOrCreate",
-        "File",
-        "Socket",
-        "CharDevice",
-        "BlockDevice",
-    }
-)
+PATH_TYPES = HOST_PATH_TYPES  # core/v1 HostPathType values ("" = no check)
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 _CLUSTER = "ClusterConfiguration"

@@ -47,16 +47,19 @@ __all__ = [
 
 _SHELLS = {"sh", "bash", "ash", "dash", "zsh", "busybox"}
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
-_HOST_PATH_TYPES = {
-    "",
-    "DirectoryOrCreate",
-    "Directory",
-    "FileOrCreate",
-    "File",
-    "Socket",
-    "CharDevice",
-    "BlockDevice",
-}
+#: core/v1 HostPathType values ("" = no check).
+HOST_PATH_TYPES = frozenset(
+    {
+        "",
+        "DirectoryOrCreate",
+        "Directory",
+        "FileOrCreate",
+        "File",
+        "Socket",
+        "CharDevice",
+        "BlockDevice",
+    }
+)
 
 
 class VolumeNameTaken(EditError):
@@ -291,7 +294,7 @@ class PodManifest(_Editor):
         for label, path in (("host path", host_path), ("mount path", mount_path)):
             if not path.startswith("/") or "\n" in path:
                 raise EditError(f"{label} must be absolute: {path!r}")
-        if type not in _HOST_PATH_TYPES:
+        if type not in HOST_PATH_TYPES:
             raise EditError(f"invalid hostPath type {type!r}")
         pod = self._pod
         spec_data = pod.data["spec"]

@@ -36,6 +36,8 @@ _PORT_NAMES = (
     "kubelet",
     "kubelet-read-only",
 )
+#: The ports kubeadm's files name, which the sandbox maps onto its own (not the read-only one).
+MAPPED_PORTS = tuple(name for name in _PORT_NAMES if name != "kubelet-read-only")
 #: The node kubeadm's reference files (kubeadm/*.yaml) were written for, and its ports there.
 REFERENCE_ADDRESS = "10.0.0.10"
 KUBEADM_PORTS: Mapping[str, int] = {

@@ -54,6 +54,7 @@ from cis_tui.sandbox import configmaps as cm
 from cis_tui.sandbox import control
 from cis_tui.sandbox import manifests as mf
 from cis_tui.sandbox.create import (
+    MAPPED_PORTS,
     REFERENCE_ADDRESS,
     sandbox_kubelet_config,
     sandbox_manifest,
@@ -65,16 +66,7 @@ from cis_tui.sandbox.pki import write_file
 #: kubeadm upgrades etcd first, then these (`constants.ControlPlaneComponents`).
 CONTROL_PLANE: tuple[str, ...] = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 #: The ports `sandbox_manifest` and `sandbox_kubelet_config` map kubeadm's onto.
-NEEDED_PORTS: tuple[str, ...] = (
-    "etcd-client",
-    "etcd-peer",
-    "etcd-metrics",
-    "kube-apiserver",
-    "kube-controller-manager",
-    "kube-scheduler",
-    "kubelet-healthz",
-    "kubelet",
-)
+NEEDED_PORTS: tuple[str, ...] = MAPPED_PORTS
 _VERSION = re.compile(r"v?1\.(\d+)\.(\d+)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?")
 
 
