@@ -117,7 +117,12 @@ def pin_backups(state_dir: Path) -> list[str]:
     root = state_dir / "backups"
     store_dirs = sorted(
         (p for p in root.iterdir() if not p.name.startswith(".")),
-        key=lambda p: json.loads((p / "meta.json").read_text())["time"] + p.name,
+        # times have one-second resolution and ids end in a random token: two backups made
+        # in the same second are ordered by when their meta.json was written
+        key=lambda p: (
+            json.loads((p / "meta.json").read_text())["time"],
+            (p / "meta.json").stat().st_mtime_ns,
+        ),
     )
     ids = []
     for index, directory in enumerate(store_dirs):
