@@ -97,9 +97,13 @@ def test_the_stray_backup_scenario_names_its_cause(tmp_path):
     try:
         pane.start(command, size=(80, 24))
         pane.wait_for(r"\d+/92 checks", timeout=90)
-        text = " ".join(pane.text().split())
-        assert "kube-apiserver.yaml.bak" in text and "second kube-apiserver pod" in text, text
-        assert "mv " in text
+        # the bar is drawn once the scan's findings are in, which may be a frame later
+        text = pane.wait_until(
+            lambda screen: "second kube-apiserver pod" in " ".join(screen.split()),
+            "the stray-backup bar",
+        )
+        text = " ".join(text.split())
+        assert "kube-apiserver.yaml.bak" in text and "mv " in text, text
         pane.keys("q")
         pane.wait_for(r"EXIT=\d", timeout=60)
     finally:
