@@ -4,7 +4,8 @@
 
 Runs on sandbox nodes, prints a table, and ends with one line of JSON:
 scan_speedup, batch_speedup, gate_detect_ms_p50, tui_start_ratio, tui_key_latency_ms_p95,
-tui_plan_ms, peak_rss_mb (DESIGN section 10).
+tui_plan_ms, peak_rss_mb (DESIGN section 10), state_start_ratio and state_recover_ratio
+(issue 17: start-up with years of history against an empty state directory).
 
 The health gate's stability window is what a real apply waits after each restart (the API
 server's liveness probe: 20 s on kubeadm). The full run measures the batch with it; `--quick`
@@ -33,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.baseline import per_check_subprocess_scan  # noqa: E402
+from bench.state_growth import BACKUPS, TRANSACTIONS, bench_state_growth  # noqa: E402
 from bench.tui_plan import bench_tui_plan  # noqa: E402
 from cis_tui.audit.evaluate import evaluate  # noqa: E402
 from cis_tui.audit.node import read_manifest, take_snapshot  # noqa: E402
@@ -242,6 +244,26 @@ def main() -> int:
     key_help = tui["help_key_latency_ms_p95"]
     rows.append(("key latency p95, F1 opens help, during a gate", f"{key_help:.1f} ms", ""))
     rows.append(("peak_rss_mb (TUI session)", f"{tui['peak_rss_mb']:.0f} MB", "<= 100"))
+
+    with sandbox({}, stable) as run:
+        manifest = load_settings(config=run.config).layout.manifest("kube-scheduler")
+        growth = bench_state_growth(run.config, manifest, 5 if quick else 9)
+    figures["state_start_ratio"] = growth["state_start_ratio"]
+    figures["state_recover_ratio"] = growth["state_recover_ratio"]
+    history = f"{BACKUPS} backups, {TRANSACTIONS} closed transactions"
+    rows.append(("wizard first paint, empty state", f"{growth['paint_empty_ms']:.0f} ms", ""))
+    rows.append((f"wizard first paint, {history}", f"{growth['paint_full_ms']:.0f} ms", ""))
+    rows.append(("state_start_ratio", f"{growth['state_start_ratio']:.2f}", "<= 1.2"))
+    rows.append(("recover, empty state", f"{growth['recover_empty_ms']:.0f} ms", ""))
+    rows.append((f"recover, {history}", f"{growth['recover_full_ms']:.0f} ms", ""))
+    rows.append(("state_recover_ratio", f"{growth['state_recover_ratio']:.2f}", "<= 1.2"))
+    rows.append(
+        (
+            f"  once, after an upgrade: recover compacts a {growth['journal_mb']:.0f} MB journal",
+            f"{growth['first_run_ms']:.0f} ms",
+            "",
+        )
+    )
 
     plan = bench_tui_plan(7 if quick else 15)
     figures["tui_plan_ms"] = plan["tui_plan_ms"]

@@ -20,6 +20,7 @@ from cis_tui.errors import NodeLocked, UserError
 if TYPE_CHECKING:
     from cis_tui.benchmarks.catalog import Catalog
     from cis_tui.remediate.plan import Plan
+    from cis_tui.report import Scan
 
 EXIT_OK = 0
 EXIT_FAIL = 1
@@ -94,22 +95,17 @@ def _for_node(settings, versions=None):  # noqa: ANN001, ANN202 - Settings, Node
     return settings
 
 
-def cmd_scan(args: argparse.Namespace) -> int:
-    from cis_tui.audit.evaluate import Status, evaluate
+def _read_scan(args: argparse.Namespace) -> Scan:
+    """The node (or a kube-bench report) judged, with the config's waivers applied; waiver
+    warnings go to stderr. Shared by `scan` and `report`."""
+    from cis_tui.audit.evaluate import evaluate
     from cis_tui.audit.node import take_snapshot
     from cis_tui.audit.versions import UNKNOWN
+    from cis_tui.audit.waive import apply_waivers
     from cis_tui.benchmarks.catalog import load_catalog
     from cis_tui.benchmarks.selection import DEFAULT_BENCHMARK
     from cis_tui.persist.status import persisted as persisted_passes
-    from cis_tui.report import (
-        Scan,
-        render_reverted,
-        render_strays,
-        render_table,
-        render_versions,
-        scan_document,
-        sort_results,
-    )
+    from cis_tui.report import Scan
 
     settings = _settings(args)
     snap = None
@@ -127,7 +123,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
             raise UserError(problem)
         settings = _for_node(settings, snap.versions)
     catalog = load_catalog(settings.benchmark)
-    ids = [i for group in (args.check or []) for i in group.split(",") if i]
+    ids = [i for group in (getattr(args, "check", None) or []) for i in group.split(",") if i]
     for check_id in ids:
         catalog.get(check_id)  # unknown ids are a usage error before any judging
     versions = snap.versions if snap is not None else UNKNOWN
@@ -147,22 +143,93 @@ def cmd_scan(args: argparse.Namespace) -> int:
         live, source = snap.live, "node"
         strays = () if ids else snap.strays
         persisted = persisted_passes(snap, catalog, results, settings)
+    waived = apply_waivers(results, settings.waivers, catalog, config=settings.config_path)
+    for warning in waived.warnings:
+        print(f"cis-tui: warning: {warning}", file=sys.stderr)
+    return Scan(
+        waived.results, settings, live, source, tuple(strays), versions, persisted, waived.warnings
+    )
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    import json
+
+    from cis_tui.audit.evaluate import Status
+    from cis_tui.drift import compare, load_baseline, render_drift
+    from cis_tui.report import (
+        render_reverted,
+        render_strays,
+        render_table,
+        render_versions,
+        scan_document,
+        sort_results,
+    )
+
+    baseline = load_baseline(args.baseline) if args.baseline else None  # exit 2 before judging
+    scan = _read_scan(args)
+    settings, results = scan.settings, scan.results
+    drift = compare(baseline, results, settings.benchmark) if baseline is not None else None
     failing = {Status.FAIL, Status.WARN, Status.ERROR}
-    shown = [r for r in results if r.status in failing] if args.failing else results
+    shown = tuple(r for r in results if r.status in failing) if args.failing else results
+    color = sys.stdout.isatty() and not _no_color()
     if args.format == "table":
-        color = sys.stdout.isatty() and not _no_color()
-        if snap is not None:
-            print(render_versions(versions, settings))
+        if scan.source == "node":
+            print(render_versions(scan.versions, settings))
         print(render_table(sort_results(shown), settings.benchmark, color=color))
-        if reverted := render_reverted(shown, persisted):
+        if reverted := render_reverted(shown, scan.persisted):
             print(reverted)
-        if strays:
-            print(render_strays(strays, color=color))
+        if scan.strays:
+            print(render_strays(scan.strays, color=color))
+        if drift is not None:
+            print("\n" + render_drift(drift, settings.benchmark, color=color))
     else:  # the same document the wizard exports (report.SCAN_FORMATS)
-        scan = Scan(tuple(shown), settings, live, source, tuple(strays), versions, persisted)
-        sys.stdout.write(scan_document(args.format, scan))
+        document = scan_document(args.format, replace(scan, results=shown))
+        if drift is not None and args.format == "json":  # one more key: `drift`
+            doc = json.loads(document)
+            doc["drift"] = drift.to_dict()
+            document = json.dumps(doc, indent=2) + "\n"
+        elif drift is not None:  # JUnit has no place for it: stderr, as text
+            print(render_drift(drift, settings.benchmark), file=sys.stderr)
+        sys.stdout.write(document)
+    if drift is not None:  # drift mode: the baseline's failures are known; alert on new ones
+        return EXIT_FAIL if drift.regressions else EXIT_OK
     failed = any(r.status in {Status.FAIL, Status.ERROR} for r in results)
-    return EXIT_FAIL if failed or any(s.serious for s in strays) else EXIT_OK
+    return EXIT_FAIL if failed or any(s.serious for s in scan.strays) else EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """The auditor's report: this node (or a kube-bench report, or a fleet scan) as one
+    self-contained HTML file or Markdown, with the node's change history."""
+    from cis_tui.engine.atomic import atomic_write
+    from cis_tui.reporting import load_fleet, node_report, render_fleet, render_node
+
+    if args.fleet and args.from_kube_bench:
+        raise UserError("--fleet and --from-kube-bench are two different inputs: give one")
+    if args.fleet:
+        text = render_fleet(args.format, load_fleet(args.fleet))
+    else:
+        scan = _read_scan(args)
+        report = node_report(scan, include_history=scan.source == "node")
+        text = render_node(args.format, report)
+    if args.output is None:
+        sys.stdout.write(text)
+        return EXIT_OK
+    import os
+
+    atomic_write(args.output, text.encode("utf-8"), mode=0o600, uid=os.geteuid(), gid=os.getegid())
+    print(f"Wrote the {args.format} report to {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _waived(settings, catalog, snap) -> dict[str, str]:  # noqa: ANN001
+    """Check id -> waiver note, for the checks the config's waivers accept (never planned)."""
+    from cis_tui.audit.evaluate import evaluate
+    from cis_tui.audit.waive import apply_waivers
+
+    if not settings.waivers:
+        return {}
+    results = evaluate(catalog, snap)
+    return apply_waivers(results, settings.waivers, catalog, config=settings.config_path).waived_ids
 
 
 def _check_ids(args: argparse.Namespace, catalog: Catalog) -> list[str] | None:
@@ -180,9 +247,12 @@ def _check_ids(args: argparse.Namespace, catalog: Catalog) -> list[str] | None:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    import json
+
     from cis_tui.audit.node import take_snapshot
     from cis_tui.benchmarks.catalog import load_catalog
     from cis_tui.persist.planner import attach_persistence
+    from cis_tui.remediate.bundle import plan_document, saved_inputs, secret_problem, write_bundle
     from cis_tui.remediate.params import parse_param_options
     from cis_tui.remediate.plan import build_plan
     from cis_tui.remediate.planfile import SavedPlan, save_plan
@@ -195,18 +265,42 @@ def cmd_plan(args: argparse.Namespace) -> int:
         raise UserError(problem)
     settings = _for_node(settings, snap.versions)
     catalog = load_catalog(settings.benchmark)
-    ids = _check_ids(args, catalog)
-    params = parse_param_options(args.param or [], catalog)
+    if args.plan and args.save:
+        raise UserError("--plan reads a saved plan; --save writes one: not both")
+    if args.companions and not (args.plan or args.save):
+        raise UserError("--companions goes with --save (writes the bundle) or --plan (reads it)")
+    saved, bundle = saved_inputs(args, catalog)
+    ids = list(saved.checks) if saved else _check_ids(args, catalog)
+    params = saved.params if saved else parse_param_options(args.param or [], catalog)
     plan = attach_persistence(
-        build_plan(catalog, snap, ids, params, include_manual=args.include_manual), settings
+        build_plan(
+            catalog,
+            snap,
+            ids,
+            params,
+            include_manual=args.include_manual,
+            bundle=bundle,
+            waived=_waived(settings, catalog, snap),
+        ),
+        settings,
     )
-    print(render_plan(plan, color=sys.stdout.isatty() and not _no_color()))
-    _print_left_out(plan)
+    if saved or (args.save and not args.companions):  # a plan for every node: one shared key
+        problem = secret_problem(plan, saved, bundle is not None)
+        if problem:
+            raise UserError(problem)
+    if args.format == "json":
+        print(json.dumps(plan_document(plan), indent=2))
+    else:
+        print(render_plan(plan, color=sys.stdout.isatty() and not _no_color()))
+        _print_left_out(plan)
     if args.save:
         if not plan.checks:
             raise UserError("nothing to save: the plan fixes no check")
-        save_plan(SavedPlan(catalog.benchmark, plan.checks, plan.params), args.save)
-        print(f"Saved the plan ({len(plan.checks)} checks) to {args.save}")
+        refs = write_bundle(args.companions, plan) if args.companions else ()
+        save_plan(SavedPlan(catalog.benchmark, plan.checks, plan.params, refs), args.save)
+        if args.format == "text":
+            with_bundle = f" and {len(refs)} companion files to {args.companions}" if refs else ""
+            print(f"Saved the plan ({len(plan.checks)} checks) to {args.save}{with_bundle}")
     # A check that could not be evaluated was asked for and cannot be planned: not a success.
     return EXIT_FAIL if any(s.error for s in plan.skipped) else EXIT_OK
 
@@ -220,19 +314,15 @@ def _print_left_out(plan: Plan) -> None:
         )
 
 
-def _print_event_sink(fmt: str, log_path: Path | None):  # noqa: ANN202
-    """A sink that prints events (text or JSON lines) and appends them to the log file."""
+def _print_event_sink(fmt: str, log_path: Path | None, log_settings=None):  # noqa: ANN001, ANN202
+    """A sink that prints events (text or JSON lines) and appends them to the (rotated) log
+    file."""
     import json
 
+    from cis_tui.engine.eventlog import RotatingLog
     from cis_tui.engine.events import Event, Kind, format_event
 
-    log = None
-    if log_path is not None:
-        try:
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the apply
-        except OSError:
-            log = None
+    log = RotatingLog(log_path, log_settings) if log_path is not None else None
 
     last_poll: dict[str, tuple[bool | None, float]] = {}
 
@@ -250,11 +340,7 @@ def _print_event_sink(fmt: str, log_path: Path | None):  # noqa: ANN202
     def sink(event: Event) -> None:
         line = json.dumps(event.to_dict())
         if log is not None:
-            try:
-                log.write(line + "\n")
-                log.flush()
-            except OSError:
-                pass
+            log.write(line)
         try:  # after SIGHUP the terminal may be gone: keep going regardless
             text = line if fmt == "json" else format_event(event)
             if text is not None and (fmt == "json" or worth_printing(event)):
@@ -314,7 +400,7 @@ def _run_engine(engine, work) -> object:  # noqa: ANN001
 def _engine(args: argparse.Namespace, settings, catalog, fmt: str = "text"):  # noqa: ANN001, ANN202
     from cis_tui.engine.transaction import Engine
 
-    sink = _print_event_sink(fmt, settings.log_dir / "events.jsonl")
+    sink = _print_event_sink(fmt, settings.log_dir / "events.jsonl", settings.events)
     return Engine(
         settings,
         catalog,
@@ -328,9 +414,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from cis_tui.audit.node import take_snapshot
     from cis_tui.benchmarks.catalog import load_catalog
     from cis_tui.persist.planner import attach_persistence
+    from cis_tui.remediate.bundle import saved_inputs, secret_problem
     from cis_tui.remediate.params import parse_param_options
     from cis_tui.remediate.plan import build_plan
-    from cis_tui.remediate.planfile import load_plan
     from cis_tui.report import render_plan
 
     settings = _settings(args)
@@ -341,26 +427,34 @@ def cmd_apply(args: argparse.Namespace) -> int:
         raise UserError("--format json needs --yes (there is no terminal prompt in JSON mode)")
     if args.timeout is not None and args.timeout <= 0:
         raise UserError("--timeout must be a positive number of seconds")
-    if args.plan:
-        if args.ids or args.all_failing or args.include_manual or args.param:
-            raise UserError("--plan takes no check ids, --all-failing, --include-manual or --param")
-        saved = load_plan(args.plan, catalog)
-        ids: list[str] | None = list(saved.checks)
-        params = saved.params
-    else:
-        ids = _check_ids(args, catalog)
-        params = parse_param_options(args.param or [], catalog)
+    if args.companions and not args.plan:
+        raise UserError("--companions goes with --plan (the bundle saved with it)")
+    saved, bundle = saved_inputs(args, catalog)
+    ids = list(saved.checks) if saved else _check_ids(args, catalog)
+    params = saved.params if saved else parse_param_options(args.param or [], catalog)
     engine = _engine(args, settings, catalog, args.format)
     if engine.gate and settings.has_root_override:
         raise UserError("a --root tree has no live processes to gate on; add --no-health-gate")
     plan = attach_persistence(
-        build_plan(catalog, snap, ids, params, include_manual=args.include_manual), settings
+        build_plan(
+            catalog,
+            snap,
+            ids,
+            params,
+            include_manual=args.include_manual,
+            bundle=bundle,
+            waived=_waived(settings, catalog, snap),
+        ),
+        settings,
     )
+    problem = secret_problem(plan, saved, bundle is not None) if saved else None
+    if problem:
+        raise UserError(problem)
     if args.format == "text":
         print(render_plan(plan, color=sys.stdout.isatty() and not _no_color()))
         _print_left_out(plan)
     if plan.empty:
-        unfixable = [s for s in plan.skipped if s.reason != "already passes"]
+        unfixable = [s for s in plan.skipped if s.reason != "already passes" and not s.waived]
         return EXIT_FAIL if unfixable else EXIT_OK
     restarts = ", ".join(plan.restarts) or "no component"
     if not _confirm(f"Apply {len(plan.files)} file change(s)? This restarts {restarts}.", args.yes):
@@ -406,12 +500,23 @@ def cmd_backups(args: argparse.Namespace) -> int:
         from cis_tui.engine.lock import node_lock
 
         with node_lock(settings.state_dir):
-            open_ids = {tx.backup_id for tx in Journal(settings.state_dir).open_transactions()}
+            pending = Journal(settings.state_dir).open_transactions()
+            open_ids = {tx.backup_id for tx in pending}
             for note in store.clean_leftovers(open_ids):
                 print(note)
-            doomed = store.prunable(args.keep)
+            protected = open_ids | {tx.persist_backup_id for tx in pending}
+            policy = settings.retention
+            if args.keep is None:
+                doomed = store.expired(policy, protected)
+                kept = (
+                    f"kept the newest {policy.keep_per_file} of each file and those younger "
+                    f"than {policy.keep_days:g} days ([backups] in the config)"
+                )
+            else:
+                doomed = store.prunable(args.keep, protected)
+                kept = f"kept the newest {args.keep} finished ones"
             if not doomed:
-                print(f"Nothing to prune: at most {args.keep} finished backup(s).")
+                print(f"Nothing to prune: {kept}.")
                 return EXIT_OK
             print(f"These {len(doomed)} backup(s) would be deleted:")
             for b in doomed:
@@ -420,7 +525,7 @@ def cmd_backups(args: argparse.Namespace) -> int:
                 print("Nothing changed.")
                 return EXIT_FAIL
             store.remove(doomed)
-        print(f"Removed {len(doomed)} backup(s); kept the newest {args.keep} finished ones.")
+        print(f"Removed {len(doomed)} backup(s); {kept}.")
         return EXIT_OK
     backup = store.get(args.id)
     if action == "show":
@@ -486,6 +591,9 @@ def cmd_persist(args: argparse.Namespace) -> int:
     from cis_tui.persist.apiclient import ApiError, ConfigMapClient
     from cis_tui.persist.changes import CLUSTER_CONFIGURATION, KUBELET_CONFIGURATION, NAMESPACE
     from cis_tui.persist.existing import plan_persist
+    from cis_tui.persist.patchfiles import PatchDirectory
+    from cis_tui.persist.patchnames import PATCHES
+    from cis_tui.persist.planner import PATCH_FILES, decide, open_store
     from cis_tui.persist.status import persisted, read_access, regenerate
     from cis_tui.persist.writes import write_change
     from cis_tui.report import colorize_diff
@@ -525,13 +633,21 @@ def cmd_persist(args: argparse.Namespace) -> int:
         print("Nothing to persist.")
         return EXIT_OK
     texts = {}
-    with ConfigMapClient(access) as client:
+    persistence = decide(settings)
+    patches_dir = persistence.patches_dir if persistence.mode == PATCH_FILES else None
+    if patches_dir is not None:
+        try:
+            found = PatchDirectory(patches_dir).get().data
+        except ApiError as exc:
+            raise UserError(f"cannot read the patches directory: {exc}", patches_dir) from None
+        texts = {(PATCHES, key): text for key, text in found.items()}
+    with ConfigMapClient(access) as api:
         for name, key in (CLUSTER_CONFIGURATION, KUBELET_CONFIGURATION):
             try:
-                texts[(name, key)] = client.get(name, NAMESPACE).data[key]
+                texts[(name, key)] = api.get(name, NAMESPACE).data[key]
             except (ApiError, KeyError):
                 continue
-        plan = plan_persist(snap, chosen, regen, texts)
+        plan = plan_persist(snap, chosen, regen, texts, patches_dir)
         color = sys.stdout.isatty() and not _no_color()
         for change in plan.changes:
             print(colorize_diff(change.diff) if color else change.diff, end="")
@@ -539,9 +655,10 @@ def cmd_persist(args: argparse.Namespace) -> int:
             print(f"not persisted: {check_id}: {why}")
         if not plan.changes:
             return EXIT_FAIL
-        if not _confirm(
-            f"Persist {', '.join(plan.checks)} into kubeadm's configuration?", args.yes
-        ):
+        where = "kubeadm's configuration"
+        if patches_dir is not None:
+            where = f"kubeadm patch files ({persistence.upgrade_hint()})"
+        if not _confirm(f"Persist {', '.join(plan.checks)} into {where}?", args.yes):
             print("Nothing changed.")
             return EXIT_FAIL
         store = BackupStore(settings.state_dir, settings.layout)
@@ -556,7 +673,8 @@ def cmd_persist(args: argparse.Namespace) -> int:
                 )
 
             try:
-                write_change(client, change, backup)
+                with open_store(persistence, change) as store_of_change:
+                    write_change(store_of_change, change, backup)
             except ApiError as exc:
                 raise UserError(f"cannot write {change.label}: {exc}") from None
             for made in saved[-1:]:
@@ -583,10 +701,12 @@ def cmd_recover(args: argparse.Namespace) -> int:
     if not pending:
         from cis_tui.engine.lock import node_lock
 
-        if engine.store.root.is_dir():  # leftovers of a crash before the journal intent
+        if engine.store.root.is_dir() or engine.journal.path.exists():
             with node_lock(settings.state_dir):
-                for note in engine.store.clean_leftovers(set()):
-                    print(note)
+                if engine.store.root.is_dir():  # leftovers of a crash before the intent
+                    for note in engine.store.clean_leftovers(set()):
+                        print(note)
+                engine.journal.compact()  # a journal written before compaction existed
         print("Nothing to recover: no unfinished transaction in the journal.")
         return EXIT_OK
     for tx in pending:
@@ -617,6 +737,9 @@ def cmd_tui(args: argparse.Namespace) -> int:
         snap = None
     settings = _for_node(settings, snap.versions if snap is not None else None)
     catalog = load_catalog(settings.benchmark)
+    from cis_tui.audit.waive import check_waivers
+
+    check_waivers(settings.waivers, catalog, settings.config_path)  # exit 2 before any frame
     return run_tui(
         settings, catalog, mouse=not args.no_mouse, read_only=args.read_only, snapshot=snap
     )
@@ -670,7 +793,37 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="REPORT.json",
         help="read results from kube-bench --json output instead of the node",
     )
+    scan.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="PREVIOUS.json",
+        help="compare with an earlier `scan --format json`: list regressions and improvements; "
+        "exit 1 on any regression (and only then)",
+    )
     scan.set_defaults(handler=cmd_scan)
+
+    report = sub.add_parser(
+        "report",
+        help="the auditor's report: checks, waivers and the change history, as HTML or Markdown",
+    )
+    _add_globals(report, suppress=True)
+    report.add_argument("--format", choices=("html", "markdown"), default="html")
+    report.add_argument(
+        "--output", type=Path, metavar="FILE", help="write here (mode 0600) instead of stdout"
+    )
+    report.add_argument(
+        "--from-kube-bench",
+        type=Path,
+        metavar="REPORT.json",
+        help="report on kube-bench --json output instead of the node",
+    )
+    report.add_argument(
+        "--fleet",
+        type=Path,
+        metavar="FILE",
+        help='a fleet scan: {"nodes": {"<hostname>": <scan --format json>, ...}}',
+    )
+    report.set_defaults(handler=cmd_report)
 
     plan = sub.add_parser("plan", help="show what fixing checks would change (changes nothing)")
     _add_globals(plan, suppress=True)
@@ -695,6 +848,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PLAN.yaml",
         help="write a node-independent plan (check ids and parameters)",
     )
+    plan.add_argument("--plan", type=Path, metavar="PLAN.yaml", help="re-plan a saved plan here")
+    plan.add_argument(
+        "--companions",
+        type=Path,
+        metavar="DIR",
+        help="with --save: write the companion files (encryption key ...) into DIR once; with "
+        "--plan: the bundle to install",
+    )
+    plan.add_argument("--format", choices=("text", "json"), default="text")
     plan.set_defaults(handler=cmd_plan)
 
     apply = sub.add_parser("apply", help="apply fixes: backup, atomic write, health gate, rollback")
@@ -709,6 +871,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --all-failing: manual (WARN) checks too, such as 1.2.1",
     )
     apply.add_argument("--plan", type=Path, metavar="PLAN.yaml", help="a saved plan")
+    apply.add_argument(
+        "--companions",
+        type=Path,
+        metavar="DIR",
+        help="the plan's companion bundle: these bytes are installed, never regenerated",
+    )
     apply.add_argument(
         "--param",
         action="append",
@@ -753,8 +921,13 @@ def build_parser() -> argparse.ArgumentParser:
     brestore.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     brestore.add_argument("--timeout", type=float, metavar="SECONDS")
     brestore.add_argument("--no-health-gate", action="store_true")
-    bprune = bsub.add_parser("prune", help="delete all but the newest N finished backups")
-    bprune.add_argument("--keep", type=int, required=True, metavar="N")
+    bprune = bsub.add_parser(
+        "prune",
+        help="delete what the [backups] retention policy expires, or all but the newest N",
+    )
+    bprune.add_argument(
+        "--keep", type=int, metavar="N", help="keep the newest N finished backups instead"
+    )
     bprune.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     for p in (blist, brestore, bprune, *[bsub.choices["show"], bsub.choices["diff"]]):
         _add_globals(p, suppress=True)

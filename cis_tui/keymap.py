@@ -27,11 +27,12 @@ BINDING_IDS: dict[str, str] = {
     "clear_search": "clear the search",
     "rescan": "read the node again",
     "backups": "open the backups screen",
-    "export": "export the scan to a file (JSON, JUnit XML)",
+    "export": "export the scan to a file (JSON, JUnit XML, an HTML or Markdown report)",
     "top": "first row, or the start of the plan",
     "bottom": "last row, or the end of the plan",
     # plan screen and its pager
     "apply": "apply the plan (asks first)",
+    "save_plan": "save the plan and its companion files, for `apply --plan` on other nodes",
     "edit_parameters": "edit the plan's parameters",
     "next_file": "plan: next file",
     "previous_file": "plan: this file's start, then the previous file",

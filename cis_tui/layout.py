@@ -28,6 +28,7 @@ import platformdirs
 
 from cis_tui.errors import UserError
 from cis_tui.keymap import key_problem, key_string
+from cis_tui.waivers import Waiver, parse_waivers
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -212,7 +213,28 @@ class Layout:
         return replace(self, **changes)
 
 
-PERSIST_MODES = ("auto", "kubeadm-config", "off")
+@dataclass(frozen=True)
+class RetentionSettings:
+    """`[backups]`: which backups are kept. Per file, the newest `keep_per_file` and all younger
+    than `keep_days` stay; so do pending ones, an open transaction's, and the newest committed
+    one of each file. Applied after each apply that commits (`prune_after_commit`) and by
+    `backups prune` without `--keep`."""
+
+    keep_per_file: int = 10
+    keep_days: float = 30.0
+    prune_after_commit: bool = True
+
+
+@dataclass(frozen=True)
+class EventLogSettings:
+    """`[events]`: events.jsonl in the log directory is rotated past `max_bytes`, keeping
+    `keep` older files (events.jsonl.1 is the newest of them)."""
+
+    max_bytes: int = 10 << 20
+    keep: int = 3
+
+
+PERSIST_MODES = ("auto", "kubeadm-config", "patches", "off")
 
 
 @dataclass(frozen=True)
@@ -253,6 +275,11 @@ class Settings:
     #: The wizard's keymap (`[keys]`): binding id -> comma-separated keys, e.g. "p,enter".
     keys: dict[str, str] = field(default_factory=dict)
     persist: PersistSettings = field(default_factory=PersistSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    events: EventLogSettings = field(default_factory=EventLogSettings)
+    #: `[[waivers]]`: accepted exceptions (cis_tui.waivers), checked against the catalog
+    #: when they are applied (cis_tui.audit.waive).
+    waivers: tuple[Waiver, ...] = ()
 
 
 _LAYOUT_KEYS = {f.name for f in fields(Layout)} - {"manifest_names", "root"}
@@ -460,6 +487,34 @@ def _parse_persist(table: dict[str, Any], path: Path) -> PersistSettings:
     return PersistSettings(**kwargs)
 
 
+def _parse_retention(table: dict[str, Any], path: Path) -> RetentionSettings:
+    """`[backups]`: keep_per_file, keep_days, prune_after_commit."""
+    _unknown(table, {"keep_per_file", "keep_days", "prune_after_commit"}, "backups", path)
+    kwargs: dict[str, Any] = {}
+    if "keep_per_file" in table:
+        kwargs["keep_per_file"] = int(
+            _number(table["keep_per_file"], "backups.keep_per_file", path, 1)
+        )
+    if "keep_days" in table:
+        kwargs["keep_days"] = _number(table["keep_days"], "backups.keep_days", path)
+    if "prune_after_commit" in table:
+        if not isinstance(table["prune_after_commit"], bool):
+            raise UserError("backups.prune_after_commit must be true or false", path)
+        kwargs["prune_after_commit"] = table["prune_after_commit"]
+    return RetentionSettings(**kwargs)
+
+
+def _parse_events(table: dict[str, Any], path: Path) -> EventLogSettings:
+    """`[events]`: max_bytes, keep."""
+    _unknown(table, {"max_bytes", "keep"}, "events", path)
+    kwargs: dict[str, Any] = {}
+    if "max_bytes" in table:
+        kwargs["max_bytes"] = int(_number(table["max_bytes"], "events.max_bytes", path, 4096))
+    if "keep" in table:
+        kwargs["keep"] = int(_number(table["keep"], "events.keep", path, 0))
+    return EventLogSettings(**kwargs)
+
+
 def _default_state_dir(root: Path | None) -> Path:
     if root is not None:
         return root / "var/lib/cis-tui"
@@ -482,7 +537,7 @@ def load_settings(
         data = _read_toml(path)
     tables = {
         "layout", "state", "kubelet", "health", "processes", "benchmark", "keys", "versions",
-        "persist",
+        "persist", "waivers", "backups", "events",
     }  # fmt: skip
     _unknown(data, tables, "top", path)
     keys = _parse_keys(_expect(data.get("keys", {}), "keys", path), path)
@@ -530,6 +585,9 @@ def load_settings(
         bench, chosen_by = data["benchmark"], f"benchmark in {path}"
     versions = _parse_versions(_expect(data.get("versions", {}), "versions", path), path)
     persist = _parse_persist(_expect(data.get("persist", {}), "persist", path), path)
+    retention = _parse_retention(_expect(data.get("backups", {}), "backups", path), path)
+    events = _parse_events(_expect(data.get("events", {}), "events", path), path)
+    waivers = parse_waivers(data.get("waivers", []), path)
     if root is not None:
         persist = replace(
             persist,
@@ -551,4 +609,7 @@ def load_settings(
         identity=identity,
         keys=keys,
         persist=persist,
+        waivers=waivers,
+        retention=retention,
+        events=events,
     )

@@ -47,6 +47,7 @@ def result_to_dict(result: Result, persisted: bool | None = None) -> dict[str, A
             "needs_parameters": [p.name for p in rem.params],
             "risks": list(rem.risks),
         },
+        "waiver": result.waiver.to_dict() if result.waiver is not None else None,
     }
 
 
@@ -104,7 +105,7 @@ def render_junit(
         tests=str(len(results) + len(serious)),
         failures=str(counts["FAIL"] + counts["WARN"] + len(serious)),
         errors=str(counts["ERROR"]),
-        skipped=str(counts["SKIP"]),
+        skipped=str(counts["SKIP"] + counts["WAIVED"]),
     )
     for r in results:
         case = ET.SubElement(
@@ -120,6 +121,8 @@ def render_junit(
             ET.SubElement(case, "error", message=r.reason)
         elif r.status is Status.SKIP:
             ET.SubElement(case, "skipped", message=r.reason)
+        elif r.status is Status.WAIVED:  # an accepted exception: skipped, with its reason
+            ET.SubElement(case, "skipped", message=r.reason, type="WAIVED")
     for stray in serious:
         case = ET.SubElement(
             suite, "testcase", classname=f"{benchmark}.manifests-dir", name=f"stray {stray.path}"
@@ -142,6 +145,8 @@ class Scan:
     versions: NodeVersions | None = None
     #: check id -> whether its pass survives `kubeadm upgrade` (cis_tui.persist.status).
     persisted: Mapping[str, bool] = field(default_factory=dict)
+    #: Waivers that expired or expire soon (cis_tui.audit.waive), one line each.
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -170,7 +175,17 @@ SCAN_FORMATS: dict[str, ScanFormat] = {
         ".xml",
         lambda s: render_junit(s.results, s.settings.benchmark, s.strays),
     ),
+    # The auditor's report (cis_tui.reporting): the scan plus the change history of the node's
+    # state directory. Offered by the wizard's export; the CLI has `cis-tui report` for it.
+    "html": ScanFormat("html", "HTML report", ".html", lambda s: _report("html", s)),
+    "markdown": ScanFormat("markdown", "Markdown report", ".md", lambda s: _report("markdown", s)),
 }
+
+
+def _report(fmt: str, scan: Scan) -> str:
+    from cis_tui.reporting import render_node_report
+
+    return render_node_report(fmt, scan)
 
 
 def scan_document(fmt: str, scan: Scan) -> str:
@@ -233,6 +248,7 @@ def render_table(results: Sequence[Result], benchmark: str | None, color: bool =
         Status.WARN: "33",
         Status.ERROR: "35",
         Status.SKIP: "2",
+        Status.WAIVED: "36",
     }
     lines = []
     title_w = max(20, (width - 30) // 2)
@@ -254,7 +270,11 @@ def render_table(results: Sequence[Result], benchmark: str | None, color: bool =
     lines.append("")
     lines.append(
         f"{benchmark}: "
-        + ", ".join(f"{counts[s.value]} {s.value}" for s in Status)
+        + ", ".join(
+            f"{counts[s.value]} {s.value}"
+            for s in Status
+            if s is not Status.WAIVED or counts[s.value]
+        )
         + f" ({len(results)} checks)"
     )
     return "\n".join(lines)

@@ -34,6 +34,7 @@ from cis_tui.audit.flags import (
 from cis_tui.audit.node import InputError, NodeSnapshot, load_yaml_document, read_text_file
 from cis_tui.audit.versions import Version, default_at, flag_at, not_applicable
 from cis_tui.benchmarks.catalog import Catalog, Check, FlagTest
+from cis_tui.waivers import WaiverMark
 
 
 class Status(str, enum.Enum):
@@ -42,13 +43,22 @@ class Status(str, enum.Enum):
     WARN = "WARN"
     SKIP = "SKIP"
     ERROR = "ERROR"
+    #: An accepted exception from the config's `[[waivers]]` (cis_tui.audit.waive).
+    WAIVED = "WAIVED"
 
     def __str__(self) -> str:
         return self.value
 
 
 #: Order in which results are listed: what needs attention first.
-STATUS_ORDER = {Status.FAIL: 0, Status.ERROR: 1, Status.WARN: 2, Status.PASS: 3, Status.SKIP: 4}
+STATUS_ORDER = {
+    Status.FAIL: 0,
+    Status.ERROR: 1,
+    Status.WARN: 2,
+    Status.WAIVED: 3,
+    Status.PASS: 4,
+    Status.SKIP: 5,
+}
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,8 @@ class Result:
     live_value: str | None  # what the running process says (None: no live source)
     reason: str  # one line: why this status
     disagreement: str | None = None
+    #: The waiver that matched the check (WAIVED, or expired: the real status with a note).
+    waiver: WaiverMark | None = None
 
     @property
     def id(self) -> str:

@@ -174,6 +174,44 @@ class _Checker:
         return f"not started by {starter} ({parent}, cgroup {where})"
 
 
+class _Narrow:
+    """Which interpreter processes (`python3 kube-apiserver ...`, as stand-ins run) may be a
+    component, judged before their command line is read: inside the process root when there
+    is one, and started as a component is (a parent named like a runtime or the kubelet's
+    service manager, a runtime PID file's process, or a runtime cgroup). A node running
+    thousands of Python processes pays one stat line for each, not a command line."""
+
+    def __init__(
+        self,
+        checker: _Checker,
+        components: Iterable[str],
+        names: dict[int, str],
+        process_root: Path | None,
+    ) -> None:
+        identity = checker.identity
+        comps = list(components)
+        self.checker = checker
+        self.names = names
+        self.root = process_root
+        self.parents = {n for c in comps for n in identity.parents_for(c)}
+        self.cgroups = {g for c in comps for g in identity.cgroups_for(c)}
+        self._runtime: set[int] | None = None
+
+    def runtime_pids(self) -> set[int]:
+        if self._runtime is None:
+            self.checker.runtime_pids(-1)  # reads the PID files once
+            self._runtime = {pid for pid, _owner in self.checker._pid_files or []}
+        return self._runtime
+
+    def interpreted_candidate(self, proc: psutil.Process) -> bool:
+        if self.root is not None and not _inside(proc.cwd(), self.root):
+            return False
+        ppid = proc.ppid()
+        if _name_in(self.names.get(ppid, ""), self.parents) or ppid in self.runtime_pids():
+            return True
+        return any(_under(c, g) for c in _cgroups(proc.pid) for g in self.cgroups)
+
+
 def scan_processes(
     components: Iterable[str],
     process_root: Path | None = None,
@@ -192,13 +230,18 @@ def scan_processes(
     checker = _Checker(identity or ProcessIdentity())
     found: dict[str, LiveProcess] = {}
     ignored: list[IgnoredProcess] = []
-    # The kernel's short name (15 characters) is cheap to read; only candidates' command
-    # lines, and then their owner, parent and cgroup, are read.
+    # The kernel's short name (15 characters) is cheap to read (and an interpreter's parent
+    # PID); only candidates' command lines, and then their owner, parent and cgroup, are read.
     short_names = {c[:15] for c in wanted}
-    for proc in psutil.process_iter(["pid", "name"]):
+    table = list(psutil.process_iter(["pid", "name"]))
+    names = {p.info["pid"]: p.info["name"] or "" for p in table}
+    narrow = _Narrow(checker, wanted, names, process_root)
+    for proc in table:
         try:
             name = proc.info["name"] or ""
-            if name not in short_names and not name.startswith("python"):
+            if name not in short_names and not (
+                name.startswith("python") and narrow.interpreted_candidate(proc)
+            ):
                 continue
             cmdline = proc.cmdline()
             for component in wanted:

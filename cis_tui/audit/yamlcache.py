@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,7 @@ def load_all_cached(text: str) -> list[Any]:
     YamlLimitError when it exceeds the safeyaml bounds (an alias bomb, say)."""
     key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     path = _cache_dir() / f"{key}.json"
+    _clean_temporaries(path.parent)  # a killed writer's `.KEY.PID` (once per process)
     try:
         with path.open("rb") as fh:
             raw = fh.read(_MAX_ENTRY_BYTES + 1)
@@ -82,9 +84,33 @@ def load_all_cached(text: str) -> list[Any]:
 
 
 def _prune(directory: Path) -> None:
+    _clean_temporaries(directory)
     entries = list(directory.glob("*.json"))
     if len(entries) <= _MAX_ENTRIES:
         return
     entries.sort(key=lambda p: p.stat().st_mtime)
     for old in entries[: len(entries) - _MAX_ENTRIES]:
         old.unlink(missing_ok=True)
+
+
+#: A temporary entry `.KEY.PID`, left when its writer was killed before the rename.
+_TEMPORARY = re.compile(r"^\.[0-9a-f]{64}\.(\d+)$")
+_cleaned: set[Path] = set()
+
+
+def _clean_temporaries(directory: Path) -> None:
+    """Remove temporaries whose writer is gone (once per directory and process)."""
+    if directory in _cleaned:
+        return
+    _cleaned.add(directory)
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(directory):
+            m = _TEMPORARY.match(entry.name)
+            if m is None or int(m[1]) == os.getpid():
+                continue
+            try:
+                os.kill(int(m[1]), 0)
+            except ProcessLookupError:
+                Path(entry.path).unlink(missing_ok=True)
+            except OSError:
+                continue  # alive (another user's): its writer may still rename it

@@ -4,18 +4,30 @@ Never inside the manifests directory (the kubelet would run a stray copy as a se
 A backup is read back and its checksum compared before any change is made. A restore verifies
 the checksum and writes only to the file of the backup's own component, inside the layout.
 Everything in the store is read without following symlinks (see `statedir`).
+
+Order: every backup records its time to the microsecond and a sequence number drawn from
+`backup-sequence` (under a lock of its own), and the time is never earlier than the previous
+backup's, so (time, seq) is the order backups were taken in, whatever the clock did. Metadata
+from before it (second-resolution times, no seq) still reads and sorts by its time. An id
+starts with its time to the second, so the newest backups are found from the directory names
+without reading every meta.json.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import errno
+import fcntl
 import hashlib
+import itertools
 import json
 import os
+import re
 import secrets
 import shutil
 import stat
+from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -32,7 +44,8 @@ from cis_tui.engine.statedir import (
     write_all,
 )
 from cis_tui.errors import UserError
-from cis_tui.layout import Layout
+from cis_tui.layout import Layout, RetentionSettings
+from cis_tui.persist.patchnames import PATCHES, is_own_file
 
 #: meta.json is a few KB; anything far larger was not written by cis-tui.
 META_LIMIT = 1 << 20
@@ -67,6 +80,8 @@ class Backup:
     plan: dict[str, Any] = field(default_factory=dict)
     outcome: str = "pending"
     attributes: tuple[AttributeRecord, ...] = ()
+    #: The order of creation in this store (0: written before sequence numbers existed).
+    seq: int = 0
     directory: str = ""  # where the backup lives (not stored)
 
     def to_dict(self) -> dict[str, Any]:
@@ -88,7 +103,52 @@ class Backup:
             "checks": list(self.checks),
             "outcome": self.outcome,
             "files": [a.path for a in self.attributes] if self.kind == "attributes" else None,
+            "seq": self.seq,
         }
+
+    @property
+    def order(self) -> tuple[float, int, str]:
+        """Sort key: older first (time to the microsecond, then sequence, then id)."""
+        return (instant(self.time), self.seq, self.id)
+
+    @property
+    def group(self) -> str:
+        """What retention counts per: the file (or ConfigMap key) backed up."""
+        return f"{self.kind}:{self.path}"
+
+
+def instant(iso: str) -> float:
+    """Seconds since the epoch of an ISO 8601 time (naive: UTC); 0 when unreadable."""
+    try:
+        when = dt.datetime.fromisoformat(iso)
+    except (TypeError, ValueError):
+        return 0.0
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return when.timestamp()
+
+
+#: An id's leading time, to the second: `YYYYmmdd-HHMMSS-`.
+_STAMP = re.compile(r"^\d{8}-\d{6}-")
+#: A half-made backup directory: `.ID.PID.partial` (`.ID.partial` before PIDs were recorded).
+_PARTIAL = re.compile(r"^\.(?P<id>.+?)(?:\.(?P<pid>\d+))?\.partial$")
+#: Beside `backups/` in the state directory: one empty file per backup still pending.
+PENDING_DIR = "pending-backups"
+#: The last sequence number and time (µs) given to a backup.
+SEQUENCE_FILE = "backup-sequence"
+#: Present once every legacy backup was checked for a crash's `pending` (see clean_leftovers).
+_SCANNED = ".scanned"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this PID exists (one we may not signal counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -145,9 +205,45 @@ class BackupStore:
         ensure_state_dir(self.state_dir)
         private_dir(self.root)
 
-    def _new_id(self, component: str) -> str:
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-        return f"{stamp}-{component}-{secrets.token_hex(3)}"
+    def _next(self) -> tuple[int, dt.datetime]:
+        """The next sequence number and a time no earlier than the previous backup's."""
+        path = self.state_dir / SEQUENCE_FILE
+        fd = open_private(path, os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            raw = os.pread(fd, 64, 0).decode("ascii", errors="replace").split()
+            if len(raw) == 2 and all(r.isdigit() for r in raw):
+                seq, last_us = int(raw[0]), int(raw[1])
+            else:  # new, or lost: continue after what the store holds
+                seq, last_us = self._highest()
+            now = dt.datetime.now(dt.timezone.utc)
+            now_us = int(now.timestamp()) * 1_000_000 + now.microsecond
+            when_us = max(now_us, last_us + 1)
+            seq += 1
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{seq} {when_us}\n".encode(), 0)
+            os.fsync(fd)
+        finally:
+            os.close(fd)  # releases the lock
+        epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+        return seq, epoch + dt.timedelta(microseconds=when_us)
+
+    def _highest(self) -> tuple[int, int]:
+        """The highest sequence number and time (µs) in the store (a lost counter)."""
+        seq, when = 0, 0.0
+        for backup in self.iter_newest():
+            seq, when = max(seq, backup.seq), max(when, instant(backup.time))
+        return seq, int(when * 1_000_000)
+
+    def _identity(self, component: str) -> tuple[str, str, int]:
+        """A new backup's id, time (ISO 8601, microseconds) and sequence number."""
+        seq, when = self._next()
+        stamp = when.strftime("%Y%m%d-%H%M%S")
+        return (
+            f"{stamp}-{component}-{secrets.token_hex(3)}",
+            when.isoformat("T", "microseconds"),
+            seq,
+        )
 
     def create_file_backup(
         self, path: Path, component: str, checks: tuple[str, ...], plan: dict[str, Any]
@@ -156,9 +252,11 @@ class BackupStore:
         returns."""
         self._ensure_root()
         data, st = read_regular(path)
+        backup_id, when, seq = self._identity(component)
         backup = Backup(
-            id=self._new_id(component),
-            time=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            id=backup_id,
+            time=when,
+            seq=seq,
             kind="file",
             path=str(path),
             component=component,
@@ -179,9 +277,11 @@ class BackupStore:
         `configmap kube-system/kubeadm-config ClusterConfiguration`)."""
         self._ensure_root()
         data = text.encode("utf-8")
+        backup_id, when, seq = self._identity(component)
         backup = Backup(
-            id=self._new_id(component),
-            time=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            id=backup_id,
+            time=when,
+            seq=seq,
             kind="configmap",
             path=label,
             component=component,
@@ -203,9 +303,11 @@ class BackupStore:
         for p in paths:
             st = p.lstat()
             records.append(AttributeRecord(str(p), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid))
+        backup_id, when, seq = self._identity("attributes")
         backup = Backup(
-            id=self._new_id("attributes"),
-            time=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            id=backup_id,
+            time=when,
+            seq=seq,
             kind="attributes",
             path="",
             component="node",
@@ -222,8 +324,17 @@ class BackupStore:
 
     def _store(self, backup: Backup, data: bytes | None) -> Backup:
         directory = self.root / backup.id
-        tmp = self.root / f".{backup.id}.partial"
-        tmp.mkdir(mode=0o700)
+        # The PID tells a later run whether the maker is gone (then it is a crash's leftover).
+        tmp = self.root / f".{backup.id}.{os.getpid()}.partial"
+        # Durable before the backup is: whatever a crash leaves pending, a marker names it.
+        pending = private_dir(self.state_dir / PENDING_DIR)
+        os.close(open_private(pending / backup.id, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+        try:
+            fsync_dir(pending)
+            tmp.mkdir(mode=0o700)
+        except BaseException:
+            self._unmark(backup.id)
+            raise
         try:
             meta = json.dumps(backup.to_dict(), indent=2).encode()
             if data is not None:
@@ -239,6 +350,8 @@ class BackupStore:
             fsync_dir(self.root)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
+            if not os.path.lexists(directory):
+                self._unmark(backup.id)
             raise
         return replace(backup, directory=str(directory))
 
@@ -247,7 +360,13 @@ class BackupStore:
         updated = replace(backup, outcome=outcome)
         meta = Path(backup.directory) / "meta.json"
         atomic_write(meta, json.dumps(updated.to_dict(), indent=2).encode(), mode=0o600)
+        if outcome != "pending":
+            self._unmark(backup.id)
         return updated
+
+    def _unmark(self, backup_id: str) -> None:
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            (self.state_dir / PENDING_DIR / backup_id).unlink()
 
     # -- reading ---------------------------------------------------------------------------
     def _entries(self) -> list[Path]:
@@ -260,15 +379,51 @@ class BackupStore:
             raise UserError("is not a directory (a symlink?); refusing", self.root)
         return [e for e in self.root.iterdir() if not e.name.startswith(".")]
 
+    def names(self) -> list[str]:
+        """Every backup directory name, newest first by the second its id starts with
+        (one directory listing; no metadata read)."""
+        return sorted(
+            (e.name for e in self._entries()),
+            key=lambda n: (bool(_STAMP.match(n)), n[:15]),
+            reverse=True,
+        )
+
+    def iter_newest(self, names: list[str] | None = None) -> Iterator[Backup]:
+        """Backups newest first, reading metadata only as far as the caller goes: the names
+        that share an id's second (and any that does not start with a time) are read and
+        ordered together. Unreadable ones are reported by `get`, skipped here."""
+        ordered = self.names() if names is None else names
+        # Names without a time (not made by cis-tui) are rare: read them first and merge them
+        # in where their metadata says they go.
+        loose = self._read_all([n for n in ordered if not _STAMP.match(n)])
+        stamped = [n for n in ordered if _STAMP.match(n)]
+        for _second, group in itertools.groupby(stamped, key=lambda n: n[:15]):
+            batch = self._read_all(list(group))
+            if not batch:
+                continue
+            while loose and loose[0].order > batch[0].order:
+                yield loose.pop(0)
+            inside = [b for b in loose if b.order >= batch[-1].order]
+            loose = loose[len(inside) :]
+            yield from sorted(batch + inside, key=lambda b: b.order, reverse=True)
+        yield from loose
+
+    def _read_all(self, names: list[str]) -> list[Backup]:
+        found = []
+        for name in names:
+            try:
+                found.append(self._read(self.root / name))
+            except (UserError, OSError):
+                continue
+        return sorted(found, key=lambda b: b.order, reverse=True)
+
+    def newest(self, count: int) -> list[Backup]:
+        """The newest `count` backups, newest first (reads about `count` meta.json files)."""
+        return list(itertools.islice(self.iter_newest(), count))
+
     def list(self) -> list[Backup]:
         """Every backup, newest first; unreadable ones are reported by `get`, skipped here."""
-        found = []
-        for entry in self._entries():
-            try:
-                found.append(self._read(entry))
-            except UserError:
-                continue
-        return sorted(found, key=lambda b: (b.time, b.id), reverse=True)
+        return sorted(self.iter_newest(), key=lambda b: b.order, reverse=True)
 
     def get(self, backup_id: str) -> Backup:
         if "/" in backup_id or backup_id.startswith(".") or not backup_id:
@@ -319,6 +474,7 @@ class BackupStore:
                 plan=plan if isinstance(plan, dict) else {},
                 outcome=_str(raw, "outcome", meta) or "pending",
                 attributes=attributes,
+                seq=_int(raw, "seq", meta),
                 directory=str(directory),
             )
         except (OSError, ValueError, TypeError, AttributeError) as exc:
@@ -346,6 +502,13 @@ class BackupStore:
         another component's file."""
         meta = Path(backup.directory) / "meta.json"
         if backup.kind == "configmap":
+            if backup.component == PATCHES:  # a kubeadm patch file cis-tui owns
+                path = Path(backup.path)
+                if not path.is_absolute() or not is_own_file(path.name) or ".." in path.parts:
+                    raise UserError(
+                        f"backup names {backup.path!r}, not a cis-tui patch file; refusing", meta
+                    )
+                return
             if CONFIGMAP_LABELS.get(backup.component) != backup.path:
                 raise UserError(
                     f"backup of {backup.component or 'no ConfigMap'} names {backup.path!r}, not "
@@ -371,37 +534,112 @@ class BackupStore:
         if any(not (0 <= m <= 0o7777) for m in modes):
             raise UserError("backup metadata has an invalid mode; refusing", meta)
 
-    def clean_leftovers(self, open_backup_ids: set[str]) -> list[str]:
-        """After a crash: remove half-made backup directories, and close pending backups that
-        no open transaction refers to (a kill -9 before the journal intent). Hold the lock."""
-        cleaned = []
+    def _hidden(self) -> list[str]:
         try:
-            entries = list(self.root.iterdir()) if self.root.is_dir() else []
-        except OSError:
-            entries = []
-        for entry in entries:
-            if entry.name.startswith(".") and entry.name.endswith(".partial"):
-                shutil.rmtree(entry, ignore_errors=True)
-                cleaned.append(f"removed the unfinished backup {entry.name}")
-        for backup in self.list():
-            if backup.outcome == "pending" and backup.id not in open_backup_ids:
-                self.set_outcome(backup, "aborted")
-                cleaned.append(f"backup {backup.id} was left pending by a crash: now aborted")
+            st = self.root.lstat()
+        except FileNotFoundError:
+            return []
+        if not stat.S_ISDIR(st.st_mode):
+            return []
+        return [n for n in os.listdir(self.root) if n.startswith(".")]
+
+    def clean_partials(self, locked: bool = False) -> list[str]:
+        """Remove half-made backup directories whose maker is gone (a crash, kill -9). Safe
+        without the node lock: a live maker's PID is in the name. With the lock held
+        (`locked`), an old-style `.ID.partial` without a PID goes too."""
+        check_trusted(self.state_dir)
+        cleaned = []
+        for name in self._hidden():
+            m = _PARTIAL.match(name)
+            if m is None:
+                continue
+            pid = m.group("pid")
+            if (pid is None and not locked) or (pid is not None and pid_alive(int(pid))):
+                continue
+            entry = self.root / name
+            if not stat.S_ISDIR(entry.lstat().st_mode):
+                continue  # never follow or remove what cis-tui did not make
+            shutil.rmtree(entry, ignore_errors=True)
+            cleaned.append(f"removed the unfinished backup {name}")
         return cleaned
 
-    def prunable(self, keep: int) -> list[Backup]:
-        """The finished backups beyond the newest `keep` (pending ones are never pruned)."""
+    def clean_leftovers(self, open_backup_ids: set[str]) -> list[str]:
+        """After a crash: remove half-made backup directories, and close pending backups that
+        no open transaction refers to (a kill -9 before the journal intent). Hold the lock.
+
+        Pending backups are found by their markers in `pending-backups` (one directory
+        listing); a store from before markers is read in full once."""
+        cleaned = self.clean_partials(locked=True)
+        markers = self.state_dir / PENDING_DIR
+        if not markers.is_dir() or markers.is_symlink() or not (markers / _SCANNED).exists():
+            candidates = [b.id for b in self.list() if b.outcome == "pending"]
+            if self.root.is_dir():
+                private_dir(markers)
+                os.close(open_private(markers / _SCANNED, os.O_WRONLY | os.O_CREAT))
+        else:
+            candidates = [n for n in os.listdir(markers) if not n.startswith(".")]
+        for backup_id in candidates:
+            if backup_id in open_backup_ids:
+                continue
+            try:
+                backup = self.get(backup_id)
+            except UserError:
+                self._unmark(backup_id)  # its backup was never made, or is gone
+                continue
+            if backup.outcome == "pending":
+                self.set_outcome(backup, "aborted")
+                cleaned.append(f"backup {backup.id} was left pending by a crash: now aborted")
+            else:
+                self._unmark(backup_id)
+        return cleaned
+
+    def prunable(self, keep: int, protected: Collection[str] = ()) -> list[Backup]:
+        """The finished backups beyond the newest `keep` (pending ones, and those `protected`
+        (an open transaction's), are never pruned)."""
         if keep < 0:
             raise UserError("--keep must be 0 or more")
-        return [b for b in self.list() if b.outcome != "pending"][keep:]
+        finished = [b for b in self.list() if b.outcome != "pending" and b.id not in protected]
+        return finished[keep:]
+
+    def expired(
+        self,
+        policy: RetentionSettings,
+        protected: Collection[str] = (),
+        now: float | None = None,
+    ) -> list[Backup]:
+        """What the retention policy removes, oldest first: per file, everything beyond the
+        newest `keep_per_file` that is older than `keep_days`; never a pending backup, one
+        of an open transaction (`protected`), or the newest committed one of its file."""
+        now = dt.datetime.now(dt.timezone.utc).timestamp() if now is None else now
+        horizon = now - policy.keep_days * 86400
+        seen: dict[str, int] = {}
+        committed: set[str] = set()
+        doomed = []
+        for backup in self.list():  # newest first
+            group = backup.group
+            seen[group] = seen.get(group, 0) + 1
+            last_committed = backup.outcome == "committed" and group not in committed
+            if backup.outcome == "committed":
+                committed.add(group)
+            if (
+                seen[group] <= policy.keep_per_file
+                or backup.outcome == "pending"
+                or backup.id in protected
+                or last_committed
+                or instant(backup.time) > horizon
+            ):
+                continue
+            doomed.append(backup)
+        return doomed[::-1]
 
     def remove(self, backups: list[Backup]) -> None:
         for backup in backups:
             shutil.rmtree(backup.directory)
+            self._unmark(backup.id)
 
-    def prune(self, keep: int) -> list[Backup]:
+    def prune(self, keep: int, protected: Collection[str] = ()) -> list[Backup]:
         """Delete all but the newest `keep` finished backups; pending ones are never pruned."""
-        removed = self.prunable(keep)
+        removed = self.prunable(keep, protected)
         self.remove(removed)
         return removed
 

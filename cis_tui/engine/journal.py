@@ -4,10 +4,17 @@ An append-only JSON-lines file in the trusted state directory, fsynced after eve
 transaction is open from its `intent` record until a `committed`, `rolled-back`, `critical`,
 `recovered` or `aborted` record. A torn last line (a crash mid-append) and lines that are not
 journal records are ignored.
+
+Only open transactions matter, so the journal is compacted each time one closes: the lines of
+open transactions are written to a dot-prefixed file beside it, fsynced, renamed over it, and
+the directory fsynced. A crash at any point leaves either the old journal or the new one, both
+complete. The journal therefore holds a few lines whatever the history, and start-up and
+`recover` read only those. Records (and so compaction) are written under the node lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -16,9 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cis_tui.engine.faults import crash_point
 from cis_tui.engine.statedir import (
     check_trusted,
     ensure_state_dir,
+    fsync_dir,
     open_private,
     read_private,
     write_all,
@@ -78,8 +87,13 @@ class Journal:
             os.fsync(fd)
         finally:
             os.close(fd)
+        if step in CLOSED:
+            # The record above is durable: a compaction that fails only leaves more lines.
+            with contextlib.suppress(OSError, UserError):
+                self.compact()
 
-    def records(self) -> list[dict[str, Any]]:
+    def _lines(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every valid record with its line as written."""
         check_trusted(self.state_dir)
         try:
             data = read_private(self.path)
@@ -94,8 +108,37 @@ class Journal:
             except ValueError:
                 continue  # a torn write
             if _valid(rec):
-                out.append(rec)
+                out.append((line, rec))
         return out
+
+    def records(self) -> list[dict[str, Any]]:
+        return [rec for _line, rec in self._lines()]
+
+    def compact(self) -> int:
+        """Drop the records of closed transactions (crash-safe); returns how many lines went.
+
+        The caller holds the node lock: nobody appends meanwhile.
+        """
+        lines = self._lines()
+        closed = {rec["txid"] for _line, rec in lines if rec["step"] in CLOSED}
+        kept = [line for line, rec in lines if rec["txid"] not in closed]
+        size = self.path.lstat().st_size if lines else 0
+        if len(kept) == len(lines) and size == sum(len(f"{line}\n".encode()) for line in kept):
+            return 0  # nothing closed, nothing torn: leave the file alone
+        tmp = self.state_dir / f".{self.path.name}.compact"
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()  # left by a crash during an earlier compaction
+        fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        try:
+            write_all(fd, "".join(line + "\n" for line in kept).encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        crash_point("journal-compact-written")
+        os.replace(tmp, self.path)
+        crash_point("journal-compact-replaced")
+        fsync_dir(self.state_dir)
+        return len(lines) - len(kept)
 
     def open_transactions(self) -> list[OpenTransaction]:
         """Transactions with an intent and no closing record, oldest first."""

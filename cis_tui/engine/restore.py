@@ -25,9 +25,9 @@ from cis_tui.engine.transaction import (
     restore_backup_bytes,
 )
 from cis_tui.errors import UserError
-from cis_tui.persist.apiclient import ApiError, ConfigMapClient, Conflict
+from cis_tui.persist.apiclient import ApiError, Conflict
 from cis_tui.persist.changes import NAMESPACE
-from cis_tui.persist.planner import attach_persistence, decide
+from cis_tui.persist.planner import attach_persistence, stored_at
 from cis_tui.persist.writes import ATTEMPTS, revert_text
 from cis_tui.remediate.plan import AttributeChange, FilePlan, Plan
 
@@ -104,23 +104,14 @@ async def restore(engine: Engine, backup_id: str) -> ApplyResult:
     return result
 
 
-def _configmap_client(engine: Engine) -> ConfigMapClient:
-    """A client for kubeadm's ConfigMaps with the node's admin credentials (UserError when the
-    node has none: the backup names the command to run where it has)."""
-    persistence = decide(engine.settings)
-    if persistence.access is None:
-        why = persistence.failed or persistence.reason
-        raise UserError(f"cannot reach the API server to restore kubeadm's configuration: {why}")
-    return ConfigMapClient(persistence.access)
-
-
 def _restore_configmap(engine: Engine, backup: Backup) -> ApplyResult:
     """Put a backed-up kubeadm configuration back (the ConfigMap as it is now is replaced, with
     its resourceVersion: a concurrent change is never overwritten unseen)."""
-    name, key = backup.component, backup.path.rsplit(" ", 1)[-1]
+    name = backup.component
+    store, key = stored_at(engine.settings, name, backup.path)
     old = engine.store.original_bytes(backup).decode("utf-8")
     file = FilePlan("configmap", name, None, None, old, (), restores=backup.id)
-    with node_lock(engine.settings.state_dir), _configmap_client(engine) as client:
+    with node_lock(engine.settings.state_dir), store as client:
         for _ in range(ATTEMPTS):
             found = client.get(name, NAMESPACE)
             if found.data.get(key) == old:
@@ -149,9 +140,11 @@ def _recover_configmap(engine: Engine, tx: OpenTransaction) -> str | None:
     try:
         backup = engine.store.get(tx.persist_backup_id)
         old = engine.store.original_bytes(backup).decode("utf-8")
-        with _configmap_client(engine) as client:
-            key = backup.path.rsplit(" ", 1)[-1]
-            problem = revert_text(client, backup.component, key, old, tx.persist_sha256)
+        store, key = stored_at(engine.settings, backup.component, backup.path)
+        with store as client:
+            problem = revert_text(
+                client, backup.component, key, old, tx.persist_sha256, label=backup.path
+            )
     except (UserError, ApiError, OSError) as exc:
         problem = str(exc)
     if problem is None:

@@ -48,14 +48,15 @@ def _chain(path: Path) -> list[Path]:
     return [*reversed(path.parents), path]
 
 
-def check_trusted(path: Path) -> None:
-    """Refuse (UserError) a state directory that another user could write or redirect.
+def check_trusted(path: Path, name: str = "state directory") -> None:
+    """Refuse (UserError) a state directory (or another directory root's run relies on, called
+    `name`) that another user could write or redirect.
 
     Every existing component is checked twice: as given (so a planted symlink counts against
     its owner) and with links resolved (so the place actually written is checked too).
     """
     if not path.is_absolute() or ".." in path.parts:
-        raise UserError("the state directory must be an absolute path without '..'", path)
+        raise UserError(f"the {name} must be an absolute path without '..'", path)
     real = Path(os.path.realpath(path))
     for chain in (_chain(path), _chain(real)):
         for part in chain:
@@ -64,14 +65,14 @@ def check_trusted(path: Path) -> None:
             except FileNotFoundError:
                 break  # created later, by us
             except OSError as exc:
-                raise UserError(f"cannot check the state directory: {exc.strerror}", part) from None
+                raise UserError(f"cannot check the {name}: {exc.strerror}", part) from None
             leaf = part in (path, real)
             why = _problem(st, leaf)
             if why:
-                what = "state directory" if leaf else "parent of the state directory"
+                what = name if leaf else f"parent of the {name}"
                 raise UserError(f"untrusted {what}: it {why}; refusing", part)
             if leaf and not stat.S_ISDIR(st.st_mode) and not stat.S_ISLNK(st.st_mode):
-                raise UserError("the state directory is not a directory", part)
+                raise UserError(f"the {name} is not a directory", part)
 
 
 def ensure_state_dir(path: Path) -> Path:

@@ -35,6 +35,7 @@ from cis_tui.engine.health import (
     manifest_endpoints,
     stability_window,
 )
+from cis_tui.engine.history import HistoryRecorder
 from cis_tui.engine.journal import Journal
 from cis_tui.engine.lock import node_lock
 from cis_tui.engine.restart import (
@@ -46,9 +47,9 @@ from cis_tui.engine.restart import (
 )
 from cis_tui.errors import UserError
 from cis_tui.layout import Settings
-from cis_tui.persist.apiclient import ApiError, ConfigMapClient
+from cis_tui.persist.apiclient import ApiError, ConfigStore
 from cis_tui.persist.clusterconfig import ConfigEditError
-from cis_tui.persist.planner import UPGRADE_REVERTS, Persistence
+from cis_tui.persist.planner import UPGRADE_REVERTS, Persistence, open_store
 from cis_tui.persist.writes import Written, revert_change, sha256_text, write_change
 from cis_tui.remediate.plan import FilePlan, Plan
 
@@ -132,16 +133,20 @@ class Engine:
         self.timeout = timeout
         self.store = BackupStore(settings.state_dir, settings.layout)
         self.journal = Journal(settings.state_dir)
+        #: The proof of each finished transaction, for `cis-tui report` (engine.history).
+        self.history = HistoryRecorder(settings.state_dir)
         self.cancel = asyncio.Event()
         self._rolling_back = False
         self.persistence: Persistence | None = None
-        self._client: ConfigMapClient | None = None
+        self._client: ConfigStore | None = None
 
     # -- events -------------------------------------------------------------------------
     def emit(self, event: Event) -> None:
         # A broken terminal (SSH dropped) must not stop a transaction half-way.
         with contextlib.suppress(Exception):
             self.sink(event)
+        with contextlib.suppress(Exception):
+            self.history.observe(event)
 
     def _step(self, tx: _Tx, step: Step, ok: bool | None = None, message: str = "") -> None:
         self.emit(Event(Kind.STEP, tx.label, tx.file.component, step, ok, message))
@@ -173,6 +178,9 @@ class Engine:
     ) -> ApplyResult:
         with node_lock(self.settings.state_dir):
             self.emit(Event(Kind.STEP, step=Step.LOCK, ok=True, message=str(os.getpid())))
+            with contextlib.suppress(OSError, UserError):  # a crash's half-made backups
+                for note in await asyncio.to_thread(self.store.clean_partials):
+                    self.emit(Event(Kind.NOTE, message=note))
             failed = False
             for file in plan.files:
                 label = _label(file)
@@ -184,13 +192,36 @@ class Engine:
                 result = await self._transaction(_Tx(file, label), plan_doc)
                 results.append(result)
                 failed = result.outcome is not Outcome.COMMITTED
+            if any(r.outcome is Outcome.COMMITTED for r in results):
+                await self._retain(plan)
         outcome = ApplyResult(tuple(results), cancelled=self._cancelled())
         self.emit(Event(Kind.DONE, message=_summary(outcome)))
         return outcome
 
+    async def _retain(self, plan: Plan) -> None:
+        """The `[backups]` retention policy, after a commit (the lock is held). Never the
+        backup being restored, nor one an open transaction needs."""
+        if not self.settings.retention.prune_after_commit:
+            return
+        try:
+            protected = {f.restores for f in plan.files if f.restores}
+            for open_tx in self.journal.open_transactions():
+                protected |= {open_tx.backup_id, open_tx.persist_backup_id}
+            doomed = await asyncio.to_thread(self.store.expired, self.settings.retention, protected)
+            await asyncio.to_thread(self.store.remove, doomed)
+        except (OSError, UserError) as exc:
+            self.emit(Event(Kind.NOTE, message=f"backup retention not applied: {exc}"))
+            return
+        if doomed:
+            listed = ", ".join(b.id for b in doomed)
+            self.emit(
+                Event(Kind.NOTE, message=f"retention removed {len(doomed)} backup(s): {listed}")
+            )
+
     # -- one file -------------------------------------------------------------------------
     async def _transaction(self, tx: _Tx, plan_doc: dict) -> FileResult:
         file = tx.file
+        self.history.begin(tx.label, file, time.time())
         try:
             await self._snapshot(tx)
             await self._backup(tx, plan_doc)
@@ -299,7 +330,8 @@ class Engine:
             file.component, self.settings.process_root, identity=self.settings.identity
         )
         pid = f"PID {tx.old_process.pid}" if tx.old_process else "not running"
-        self._step(tx, Step.SNAPSHOT, True, pid)
+        data = {"pid": tx.old_process.pid} if tx.old_process else {}
+        self.emit(Event(Kind.STEP, tx.label, file.component, Step.SNAPSHOT, True, pid, data=data))
 
     async def _backup(self, tx: _Tx, plan_doc: dict) -> None:
         file = tx.file
@@ -358,6 +390,9 @@ class Engine:
                 if made:
                     tx.created.append(str(comp.path))
                     self.journal.record(tx.txid, "companion", created=str(comp.path))
+                elif comp.shared and not await asyncio.to_thread(_holds, comp.path, comp.content):
+                    # Appeared since the plan: never overwritten, and not the bundle's bytes.
+                    raise _Failed(f"{comp.path} exists and differs from the companion bundle's")
                 else:
                     self.emit(
                         Event(
@@ -398,7 +433,7 @@ class Engine:
             if persistence is not None and persistence.failed and _persistable(file):
                 tx.not_persisted = persistence.failed
             return
-        assert persistence is not None and persistence.access is not None and tx.backup
+        assert persistence is not None and tx.backup
         self._step(tx, Step.PERSIST, None, change.label)
         plan_doc = tx.backup.plan
 
@@ -421,7 +456,7 @@ class Engine:
 
         try:
             if self._client is None:
-                self._client = ConfigMapClient(persistence.access)
+                self._client = open_store(persistence, change)
             tx.persisted = await asyncio.to_thread(write_change, self._client, change, backup_old)
         except (ApiError, ConfigEditError, OSError, UserError) as exc:
             tx.not_persisted = f"{change.label}: {exc}"
@@ -816,6 +851,14 @@ class Engine:
 def _persistable(file: FilePlan) -> bool:
     """Whether `kubeadm upgrade` regenerates this file (a fix to it needs persisting)."""
     return file.kind in {"manifest", "kubelet-config"}
+
+
+def _holds(path: Path, content: bytes | None) -> bool:
+    """Whether the regular file `path` holds exactly `content`."""
+    try:
+        return content is not None and read_regular(path)[0] == content
+    except (OSError, UserError):
+        return False
 
 
 def _apply_attribute(path: Path, mode: int | None, owner: str | None) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -336,6 +336,21 @@ def _transport_problem(exc: httpx.TransportError, source: Path) -> str:
 def _one_line(text: str, limit: int = 500) -> str:
     line = " ".join(text.split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+class ConfigStore(Protocol):
+    """Where kubeadm's configuration is kept: ConfigMaps on the API server, or the patches
+    directory (cis_tui.persist.patchfiles.PatchDirectory), read and replaced alike."""
+
+    def get(self, name: str, namespace: str = "kube-system") -> ConfigMap: ...
+
+    def replace(self, cm: ConfigMap, data: Mapping[str, str]) -> ConfigMap: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> ConfigStore: ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
 
 class ConfigMapClient:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from cis_tui.persist.mirror import ManifestMirror, apply_kubelet, apply_mirrors
+from cis_tui.persist.patchfiles import PodPatch, edit_kubelet_patch
 from cis_tui.remediate.edits import unified_diff
 
 NAMESPACE = "kube-system"
@@ -26,15 +28,25 @@ class ConfigMapChange:
     new_text: str
     mirror: ManifestMirror | None = None  # a manifest fix: the extraArgs and extraVolumes
     kubelet_fields: tuple[tuple[str, object], ...] = ()  # a kubelet fix: the fields
+    #: `[persist] mode = "patches"`: `key` is cis-tui's patch file in this directory
+    #: (cis_tui.persist.patchfiles.PatchDirectory), not a ConfigMap's data key.
+    directory: Path | None = None
+    pod_patch: PodPatch | None = None  # a manifest fix, as that patch carries it
 
     @property
     def label(self) -> str:
-        """`configmap kube-system/kubeadm-config ClusterConfiguration`: how plans and backups
-        name it."""
+        """`configmap kube-system/kubeadm-config ClusterConfiguration` or the patch file's
+        path: how plans and backups name it."""
+        if self.directory is not None:
+            return str(self.directory / self.key)
         return f"configmap {NAMESPACE}/{self.name} {self.key}"
 
     def edit(self, text: str) -> str:
         """The same change made to `text` (the ConfigMap as found when writing)."""
+        if self.pod_patch is not None:
+            return self.pod_patch.edit(text)
+        if self.directory is not None:
+            return edit_kubelet_patch(text, dict(self.kubelet_fields))
         if self.mirror is not None:
             return apply_mirrors(text, [self.mirror])
         return apply_kubelet(text, dict(self.kubelet_fields))

@@ -19,6 +19,8 @@ from cis_tui.persist.changes import (
 )
 from cis_tui.persist.clusterconfig import ConfigEditError, ExtraVolume
 from cis_tui.persist.mirror import ManifestMirror, apply_kubelet, apply_mirrors
+from cis_tui.persist.patchfiles import PodPatch, edit_kubelet_patch
+from cis_tui.persist.patchnames import PATCHES, file_name
 from cis_tui.persist.status import Regenerated
 from cis_tui.remediate.versioned import names_file
 
@@ -40,9 +42,11 @@ def plan_persist(
     results: Sequence[Result],
     regen: Regenerated,
     texts: dict[tuple[str, str], str],
+    patches_dir: Path | None = None,
 ) -> PersistPlan:
     """What puts each result's passing setting into kubeadm's configuration; `texts` holds the
-    current ClusterConfiguration and kubelet configuration by (ConfigMap, key)."""
+    current ClusterConfiguration and kubelet configuration by (ConfigMap, key), or with
+    `patches_dir` (mode patches) cis-tui's patch files by (PATCHES, file name)."""
     mirrors: dict[str, ManifestMirror] = {}
     fields: dict[str, object] = {}
     checks: list[str] = []
@@ -65,6 +69,9 @@ def plan_persist(
             skipped.append((check.id, "kubeadm does not regenerate what this check judges"))
             continue
         checks.append(check.id)
+    if patches_dir is not None:
+        changes, more = _as_patches(mirrors, fields, regen, snap, texts, patches_dir)
+        return PersistPlan(changes, tuple(checks), tuple(skipped + more))
     changes: list[ConfigMapChange] = []
     where = CLUSTER_CONFIGURATION
     text = texts.get(where)
@@ -90,6 +97,67 @@ def plan_persist(
         except ConfigEditError as exc:
             skipped.append(("kubelet", str(exc)))
     return PersistPlan(tuple(changes), tuple(checks), tuple(skipped))
+
+
+def _as_patches(
+    mirrors: dict[str, ManifestMirror],
+    fields: dict[str, object],
+    regen: Regenerated,
+    snap: NodeSnapshot,
+    texts: dict[tuple[str, str], str],
+    patches_dir: Path,
+) -> tuple[tuple[ConfigMapChange, ...], list[tuple[str, str]]]:
+    """The same settings as cis-tui's kubeadm patch files: a flag kubeadm writes itself (with
+    another value, or the check would be kept already) cannot be appended, and is skipped."""
+    changes: list[ConfigMapChange] = []
+    skipped: list[tuple[str, str]] = []
+    for component, mirror in mirrors.items():
+        regenerated = regen.manifests.get(component)
+        path = snap.manifests[component].path
+        kubeadm = parse_manifest(regenerated, path, component) if regenerated else None
+        written = kubeadm.flags.values if kubeadm is not None else {}
+        sets = []
+        for name, value in mirror.set_args:
+            if f"--{name}" in written:
+                skipped.append(
+                    (component, f"--{name} is written by kubeadm: a patch can only append flags")
+                )
+            else:
+                sets.append((name, value))
+        names = {v.name for v in kubeadm.volumes} if kubeadm is not None else set()
+        volumes = tuple(v for v in mirror.volumes if v.name not in names)
+        if not sets and not volumes:
+            continue
+        key = file_name(component)
+        old = texts.get((PATCHES, key), "")
+        patch = PodPatch(tuple(sets), (), volumes)
+        try:
+            new = patch.edit(old)
+        except ConfigEditError as exc:
+            skipped.append((component, str(exc)))
+            continue
+        changes.append(
+            ConfigMapChange(PATCHES, key, old, new, directory=patches_dir, pod_patch=patch)
+        )
+    if fields:
+        key = file_name("kubelet")
+        old = texts.get((PATCHES, key), "")
+        try:
+            new = edit_kubelet_patch(old, fields)
+        except ConfigEditError as exc:
+            skipped.append(("kubelet", str(exc)))
+        else:
+            changes.append(
+                ConfigMapChange(
+                    PATCHES,
+                    key,
+                    old,
+                    new,
+                    kubelet_fields=kubelet_fields(fields),
+                    directory=patches_dir,
+                )
+            )
+    return tuple(changes), skipped
 
 
 def _flags(check: Check) -> list[str]:

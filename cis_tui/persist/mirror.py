@@ -176,6 +176,8 @@ class ManifestMirror:
     remove_args: tuple[str, ...]  # dropped flags kubeadm does not write: out of extraArgs
     volumes: tuple[ExtraVolume, ...]  # hostPath volumes with their mount, added or changed
     unpersistable: tuple[str, ...]  # why parts of the change cannot be persisted (one line each)
+    #: The part of `unpersistable` that is not about flags (volumes, the rest of the pod).
+    beyond_flags: tuple[str, ...] = ()
 
 
 def mirror_manifest(component: str, old_text: str, new_text: str) -> ManifestMirror:
@@ -187,13 +189,16 @@ def mirror_manifest(component: str, old_text: str, new_text: str) -> ManifestMir
     volumes, volume_reasons = _volumes(component, old, new)
     other = _other_change(old_text, new_text)
     if other:
-        reasons.append(f"the change to {other} is outside the command and volumes; it {_PATCH}")
+        volume_reasons.append(
+            f"the change to {other} is outside the command and volumes; it {_PATCH}"
+        )
     return ManifestMirror(
         component=component,
         set_args=tuple(set_args),
         remove_args=tuple(remove_args),
         volumes=tuple(volumes),
         unpersistable=tuple(reasons + volume_reasons),
+        beyond_flags=tuple(volume_reasons),
     )
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
 
-from cis_tui.persist.apiclient import ApiError, ConfigMapClient, Conflict
+from cis_tui.persist.apiclient import ApiError, ConfigStore, Conflict
 from cis_tui.persist.changes import NAMESPACE, ConfigMapChange
 
 ATTEMPTS = 5
@@ -48,7 +48,7 @@ def sha256_text(text: str) -> str:
 
 
 def write_change(
-    client: ConfigMapClient,
+    client: ConfigStore,
     change: ConfigMapChange,
     before_write: Callable[[str, str], None],
     wait: float = 0.0,
@@ -75,25 +75,26 @@ def write_change(
     )
 
 
-def revert_change(client: ConfigMapClient, written: Written, wait: float = 0.0) -> str | None:
+def revert_change(client: ConfigStore, written: Written, wait: float = 0.0) -> str | None:
     """Put `written.old` back while the ConfigMap still holds what was written; the problem in
     one line when it cannot (None: reverted)."""
     change = written.change
     new_sha256 = sha256_text(written.new)
-    return revert_text(client, change.name, change.key, written.old, new_sha256, wait)
+    return revert_text(client, change.name, change.key, written.old, new_sha256, wait, change.label)
 
 
 def revert_text(
-    client: ConfigMapClient,
+    client: ConfigStore,
     name: str,
     key: str,
     old: str,
     written_sha256: str,
     wait: float = 0.0,
+    label: str = "",
 ) -> str | None:
     """Put `old` back into ConfigMap `name` key `key` while it holds the text whose sha256 is
     `written_sha256` (cis-tui's write); the problem in one line when it cannot."""
-    label = f"configmap {NAMESPACE}/{name} {key}"
+    label = label or f"configmap {NAMESPACE}/{name} {key}"
     for _ in range(ATTEMPTS):
         try:
             found = answered(lambda: client.get(name, NAMESPACE), wait)

@@ -116,9 +116,14 @@ class FilePlan:
             if comp.is_dir:
                 chunks.append(f"+++ {comp.path}/ (new directory, mode {comp.mode:03o})\n")
             elif comp.secret:
+                held = (
+                    f"the key of the companion bundle's {comp.name}"
+                    if comp.shared
+                    else "a freshly generated key"
+                )
                 chunks.append(
                     f"--- /dev/null\n+++ {comp.path} (new file, mode {comp.mode:03o})\n"
-                    "+<content withheld: holds a freshly generated key>\n"
+                    f"+<content withheld: holds {held}>\n"
                 )
             else:
                 body = unified_diff("", comp.content.decode(), str(comp.path)).split("\n", 2)[2]
@@ -136,6 +141,8 @@ class Skipped:
     reason: str
     #: The check could not be evaluated (ERROR): nothing can be planned until that is fixed.
     error: bool = False
+    #: A waiver in the config accepts the check as it is: never fixed (cis_tui.audit.waive).
+    waived: bool = False
 
 
 @dataclass(frozen=True)
@@ -219,9 +226,12 @@ def _owner_ids(owner: str) -> tuple[int, int] | None:
 
 
 class _Planner:
-    def __init__(self, snap: NodeSnapshot, params: ParamValues) -> None:
+    def __init__(
+        self, snap: NodeSnapshot, params: ParamValues, bundle: Mapping[str, bytes] | None = None
+    ) -> None:
         self.snap = snap
         self.params = params
+        self.bundle = bundle
         self.layout = snap.layout
         self.drafts: dict[str, _Draft] = {}
 
@@ -397,7 +407,8 @@ class _Planner:
             )
             if name not in done:
                 version = self.snap.versions.of(check.component)
-                made = RECIPES[name](pod, RecipeContext(self.layout, params, version))
+                ctx = RecipeContext(self.layout, params, version, self.bundle)
+                made = [replace(c, check=check.id) for c in RECIPES[name](pod, ctx)]
                 stage.companions.setdefault(check.component, []).extend(made)
                 stage.recipes.setdefault(check.component, set()).add(name)
 
@@ -538,10 +549,15 @@ def build_plan(
     params: ParamValues | None = None,
     *,
     include_manual: bool = False,
+    bundle: Mapping[str, bytes] | None = None,
+    waived: Mapping[str, str] | None = None,
 ) -> Plan:
     """A plan fixing the named checks (any kind, manual included), or with ids None the
-    `all_failing` selection: scored FAIL checks, plus manual WARN ones with include_manual."""
+    `all_failing` selection: scored FAIL checks, plus manual WARN ones with include_manual.
+    `bundle`: a saved plan's companion files by name, used instead of freshly made ones.
+    `waived`: check id -> why it is waived; such a check is never planned, named or not."""
     params = params or {}
+    waived = waived or {}
     results = {r.id: r for r in evaluate(catalog, snap)}
     wanted = (
         [catalog.get(i).id for i in ids]
@@ -557,12 +573,15 @@ def build_plan(
             if r.status is Status.WARN and r.check.remediation.available
         )
     )
-    planner = _Planner(snap, params)
+    planner = _Planner(snap, params, bundle)
     skipped: list[Skipped] = []
     fixed: list[str] = []
     for check_id in dict.fromkeys(wanted):
         check = catalog.by_id[check_id]
         result = results[check_id]
+        if check_id in waived and result.status is not Status.PASS:
+            skipped.append(Skipped(check_id, waived[check_id], waived=True))
+            continue
         if result.status is Status.PASS:
             skipped.append(Skipped(check_id, "already passes"))
             continue

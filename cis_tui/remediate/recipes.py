@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import os
 import posixpath
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from cis_tui.audit.flags import split_map
 from cis_tui.audit.listeners import listeners
 from cis_tui.audit.node import parse_manifest
 from cis_tui.audit.versions import Version, flag_at
+from cis_tui.errors import UserError
 from cis_tui.layout import Layout
 from cis_tui.remediate.edits import PodManifest, VolumeNameTaken
 
@@ -33,14 +34,39 @@ class CompanionFile:
     mode: int
     reason: str
     secret: bool = False  # content is a key: never shown in plans or logs
+    #: Its file name in a companion bundle (`plan --save --companions DIR`); "" for a directory.
+    name: str = ""
+    #: The content came from a companion bundle: the same bytes on every node of a plan.
+    shared: bool = False
+    #: The check whose fix creates it (set by the planner).
+    check: str = ""
 
     @property
     def is_dir(self) -> bool:
         return self.content is None
 
 
+#: Companion files by their name in a bundle (a plan's node-independent name for each).
+AUDIT_POLICY = "audit-policy.yaml"
+ENCRYPTION_CONFIG = "encryption-config.yaml"
+ADMISSION_CONFIG = "admission-config.yaml"
+EVENT_RATE_LIMIT = "event-rate-limit.yaml"
+AUTHENTICATION_CONFIG = "authentication-config.yaml"
+BUNDLE_NAMES = (
+    AUDIT_POLICY,
+    ENCRYPTION_CONFIG,
+    ADMISSION_CONFIG,
+    EVENT_RATE_LIMIT,
+    AUTHENTICATION_CONFIG,
+)
+
+
 class RecipeError(Exception):
     """The recipe cannot be applied safely to this node (one line, says why)."""
+
+
+class CompanionConflict(UserError):
+    """A companion file of the bundle exists on the node with other content (exit 2)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +75,49 @@ class RecipeContext:
     params: dict[str, str]
     #: The component's version (its image tag), None when unknown.
     version: Version | None = None
+    #: The companion bundle of a saved plan, by name: these bytes, not freshly made ones.
+    bundle: Mapping[str, bytes] | None = None
+
+
+def _bundled(ctx: RecipeContext, name: str, host: Path) -> bytes | None:
+    """The bundle's bytes for `name` (None without a bundle, or when it lacks `name`).
+
+    An existing file with other bytes is a conflict, never overwritten: the nodes of one plan
+    must end up with the same file (an encryption key that differs between API servers leaves
+    each unable to read the others' Secrets).
+    """
+    data = None if ctx.bundle is None else ctx.bundle.get(name)
+    if data is not None and os.path.lexists(host):
+        try:
+            same = host.is_file() and not host.is_symlink() and host.read_bytes() == data
+        except OSError as exc:
+            raise CompanionConflict(f"cannot read it: {exc.strerror or exc}", host) from None
+        if not same:
+            raise CompanionConflict(
+                f"exists and differs from {name} of the companion bundle; it is never "
+                "overwritten: compare the two, keep one on every node",
+                host,
+            )
+    return data
+
+
+def _companion(
+    ctx: RecipeContext,
+    name: str,
+    host: Path,
+    node_path: str,
+    make: Callable[[], bytes],
+    reason: str,
+    secret: bool = False,
+) -> CompanionFile | None:
+    """A new companion file, with the bundle's bytes when the plan has them; None when the node
+    already holds exactly the bundle's bytes."""
+    shared = _bundled(ctx, name, host)
+    if shared is None:
+        return CompanionFile(host, node_path, make(), 0o600, reason, secret, name=name)
+    if os.path.lexists(host):
+        return None
+    return CompanionFile(host, node_path, shared, 0o600, reason, secret, name=name, shared=True)
 
 
 DEFAULT_AUDIT_POLICY = """\
@@ -161,10 +230,11 @@ def audit_policy_file(pod: PodManifest, ctx: RecipeContext) -> list[CompanionFil
         node_path = layout.node_path(layout.audit_policy_file)
         pod.set_flag("--audit-policy-file", node_path)
     host = layout.host_path(node_path)
-    if not host.exists():
-        companions.append(
-            CompanionFile(host, node_path, DEFAULT_AUDIT_POLICY.encode(), 0o600, "audit policy")
+    if not host.exists() or _bundled(ctx, AUDIT_POLICY, host) is not None:
+        made = _companion(
+            ctx, AUDIT_POLICY, host, node_path, DEFAULT_AUDIT_POLICY.encode, "audit policy"
         )
+        companions += [made] if made else []
     _mount(pod, "audit-policy", node_path, "File", read_only=True)
     return companions
 
@@ -195,7 +265,7 @@ def encryption_provider_config(pod: PodManifest, ctx: RecipeContext) -> list[Com
     node_path = current or layout.node_path(layout.encryption_config)
     host = layout.host_path(node_path)
     companions = []
-    if host.exists():
+    if _bundled(ctx, ENCRYPTION_CONFIG, host) is None and host.exists():
         if current is None:
             raise RecipeError(
                 f"{host} already exists but the API server does not use it; review it and set "
@@ -209,10 +279,16 @@ def encryption_provider_config(pod: PodManifest, ctx: RecipeContext) -> list[Com
         )
     provider = ctx.params.get("provider", "secretbox")
     legacy = flag != "--encryption-provider-config"
-    text = _encryption_config(provider, os.urandom(32), legacy)
-    companions.append(
-        CompanionFile(host, node_path, text.encode(), 0o600, f"{provider} key", secret=True)
+    made = _companion(
+        ctx,
+        ENCRYPTION_CONFIG,
+        host,
+        node_path,
+        lambda: _encryption_config(provider, os.urandom(32), legacy).encode(),
+        f"{provider} key",
+        secret=True,
     )
+    companions += [made] if made else []
     pod.set_flag(flag, node_path)
     if legacy:
         pod.notes.append(
@@ -233,18 +309,27 @@ def event_rate_limit(pod: PodManifest, ctx: RecipeContext) -> list[CompanionFile
     node_path = layout.node_path(layout.admission_config)
     event_node = posixpath.join(posixpath.dirname(node_path), "event-rate-limit.yaml")
     companions = []
-    for path, text, what in (
-        (node_path, _admission_config(event_node), "admission configuration"),
+    shared_admission = (ctx.bundle or {}).get(ADMISSION_CONFIG)
+    if shared_admission is not None and event_node.encode() not in shared_admission:
+        raise CompanionConflict(
+            f"{ADMISSION_CONFIG} of the companion bundle does not name this node's "
+            f"{event_node}: the nodes of one plan need the same layout",
+            layout.host_path(node_path),
+        )
+    for path, name, text, what in (
+        (node_path, ADMISSION_CONFIG, _admission_config(event_node), "admission configuration"),
         (
             event_node,
+            EVENT_RATE_LIMIT,
             _event_rate_limit(ctx.params.get("qps", "50"), ctx.params.get("burst", "100")),
             "EventRateLimit limits",
         ),
     ):
         host = layout.host_path(path)
-        if host.exists():
+        if _bundled(ctx, name, host) is None and host.exists():
             raise RecipeError(f"{host} already exists; merge EventRateLimit into it by hand")
-        companions.append(CompanionFile(host, path, text.encode(), 0o600, what))
+        made = _companion(ctx, name, host, path, text.encode, what)
+        companions += [made] if made else []
     pod.set_flag("--admission-control-config-file", node_path)
     from cis_tui.remediate.versioned import admission_list  # the legacy list, if used
 
@@ -339,7 +424,7 @@ def anonymous_auth_config(pod: PodManifest, ctx: RecipeContext) -> list[Companio
     node_dir = posixpath.dirname(layout.node_path(layout.audit_policy_file))
     node_path = posixpath.join(node_dir, "authentication-config.yaml")
     host = layout.host_path(node_path)
-    if host.exists():
+    if _bundled(ctx, AUTHENTICATION_CONFIG, host) is None and host.exists():
         raise RecipeError(
             f"{host} already exists but the API server does not use it; review it and set "
             "--authentication-config by hand"
@@ -354,7 +439,8 @@ def anonymous_auth_config(pod: PodManifest, ctx: RecipeContext) -> list[Companio
         f"requests only to {', '.join(ALLOWED_PATHS)}"
     )
     what = "AuthenticationConfiguration (anonymous only for health checks and cluster-info)"
-    return [CompanionFile(host, node_path, text.encode(), 0o600, what)]
+    made = _companion(ctx, AUTHENTICATION_CONFIG, host, node_path, text.encode, what)
+    return [made] if made else []
 
 
 def serve_on_loopback(pod: PodManifest, ctx: RecipeContext) -> list[CompanionFile]:

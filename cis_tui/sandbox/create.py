@@ -254,6 +254,11 @@ def _cis_tui_toml(paths: SandboxPaths) -> str:
         f"user = {_owner()}",
         f'runtime_pid_files = ["{paths.agent_lock}"]',
         "",
+        "[persist]",
+        '# With mode = "patches", cis-tui\'s patch files go where `cis-tui sandbox upgrade`',
+        "# (kubeadm upgrade) reads them, as its --patches directory.",
+        f'patches_dir = "{paths.patches}"',
+        "",
     ]
     return "\n".join(lines)
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import signal
 import socket
@@ -25,12 +26,13 @@ from textual.content import Content
 from textual.driver import Driver
 from textual.screen import Screen
 
-from cis_tui.audit.evaluate import Result, evaluate
+from cis_tui.audit.evaluate import Result, Status, evaluate
 from cis_tui.audit.node import NodeSnapshot, take_snapshot
 from cis_tui.audit.strays import StrayFile
 from cis_tui.audit.versions import NodeVersions
 from cis_tui.benchmarks.catalog import Catalog
-from cis_tui.engine.backups import Backup
+from cis_tui.drift import read_last_scan
+from cis_tui.engine.backups import Backup, BackupStore
 from cis_tui.engine.events import Kind, Outcome
 from cis_tui.engine.journal import Journal, OpenTransaction
 from cis_tui.engine.lock import node_lock
@@ -144,6 +146,12 @@ class CisTuiApp(App[int]):
         self.exit_code = 0
         #: Given the first scan, the checks screen shows it in its first frame.
         self.checks_screen = ChecksScreen(first_scan)
+        #: The scan the wizard saved last (in the state directory): the checks whose status
+        #: differs from it are marked. Kept for the whole session.
+        self.previous_scan = read_last_scan(settings.state_dir)
+        self.waiver_warnings: tuple[str, ...] = first_scan.warnings if first_scan else ()
+        if first_scan is not None:
+            self.checks_screen.changed = self._changed(first_scan.results)
         self._scan_at_mount = first_scan is None
         self.apply_screen: ApplyScreen | None = None
         self._job_checks: tuple[str, ...] = ()
@@ -213,6 +221,8 @@ class CisTuiApp(App[int]):
         else:  # the first scan came with the app: ask about kubeadm upgrade once it settled
             first = tuple(self.results)
             self.set_timer(PERSISTED_DELAY, lambda: self._judge_persisted(first))
+            self.call_after_refresh(self._remember_scan)
+            self._warn_waivers()
         self._offer_recovery()
         self.call_after_refresh(self._freeze_heap)
 
@@ -226,6 +236,9 @@ class CisTuiApp(App[int]):
         """Unfinished transactions in the journal open the recovery dialog, unless another
         cis-tui holds the node lock (then they are in progress, not interrupted)."""
         try:
+            if not self.read_only:  # a crash's half-made backups (their maker is gone)
+                with contextlib.suppress(OSError):
+                    BackupStore(self.settings.state_dir, self.settings.layout).clean_partials()
             pending = Journal(self.settings.state_dir).open_transactions()
             if not pending:
                 return
@@ -290,11 +303,11 @@ class CisTuiApp(App[int]):
     def _scan(self) -> None:
         try:
             snap = take_snapshot(self.settings)
-            results = evaluate(self.catalog, snap)
+            results, warnings = judge(self.catalog, snap, self.settings)
         except Exception as exc:  # an unreadable node is shown, not a traceback
             self.post_message(ScanFailed(f"{type(exc).__name__}: {exc}"))
             return
-        self.post_message(ScanDone(results, snap.live, snap.strays, snap.versions))
+        self.post_message(ScanDone(results, snap.live, snap.strays, snap.versions, warnings))
 
     def on_scan_done(self, message: ScanDone) -> None:
         self.results = list(message.results)
@@ -303,7 +316,13 @@ class CisTuiApp(App[int]):
         if message.versions is not None and message.versions != self.versions:
             self.versions = message.versions
             self._show_where()
+        self.checks_screen.changed = self._changed(message.results)
         self.checks_screen.show_results(message.results, message.live, message.strays)
+        first_warnings = not self.waiver_warnings
+        self.waiver_warnings = message.warnings
+        if first_warnings:
+            self._warn_waivers()
+        self._remember_scan()
         if self._apply_screen_open():
             self.apply_screen.show_statuses(message.results, self._job_checks)
         self._judge_persisted(message.results)
@@ -333,6 +352,43 @@ class CisTuiApp(App[int]):
         self.persisted = message.persisted
         self.checks_screen.show_persisted(message.persisted)
 
+    def _changed(self, results: Sequence[Result]) -> dict[str, str]:
+        """Check id -> its status in the scan saved before this session, where it differs."""
+        if self.previous_scan is None:
+            return {}
+        from cis_tui.drift import compare
+
+        return compare(self.previous_scan, results, self.catalog.benchmark).changed_ids
+
+    def _remember_scan(self) -> None:
+        """Save the scan shown, for the next session's marks (never in read-only mode)."""
+        if self.read_only or not self.results:
+            return
+        from cis_tui.drift import save_last_scan
+        from cis_tui.report import scan_document
+
+        document = scan_document("json", self.current_scan())
+
+        def save() -> None:
+            with contextlib.suppress(OSError, UserError):  # a mark lost, nothing else
+                save_last_scan(self.settings.state_dir, document)
+
+        self.run_worker(save, thread=True, group="last-scan", exit_on_error=False)
+
+    def _warn_waivers(self) -> None:
+        if self.waiver_warnings:
+            self.notify(
+                "\n".join(self.waiver_warnings),
+                title="Waivers",
+                severity="warning",
+                markup=False,
+                timeout=10,
+            )
+
+    def waived_ids(self) -> dict[str, str]:
+        """Check id -> waiver note, for the checks the config's waivers accept (never fixed)."""
+        return {r.id: r.reason for r in self.results if r.status is Status.WAIVED}
+
     def on_scan_failed(self, message: ScanFailed) -> None:
         self.notify(message.error, markup=False, title="Scan failed", severity="error", timeout=10)
 
@@ -350,6 +406,7 @@ class CisTuiApp(App[int]):
             strays=self.strays,
             versions=self.versions,
             persisted=dict(self.persisted),
+            warnings=self.waiver_warnings,
         )
 
     # -- navigation ------------------------------------------------------------------------
@@ -575,10 +632,22 @@ def _recovery_screen(
     return RecoveryScreen(pending, paths, read_only=read_only)
 
 
+def judge(
+    catalog: Catalog, snap: NodeSnapshot, settings: Settings
+) -> tuple[list[Result], tuple[str, ...]]:
+    """The node's results with the config's waivers applied, and the waiver warnings."""
+    from cis_tui.audit.waive import apply_waivers
+
+    results = evaluate(catalog, snap)
+    waived = apply_waivers(results, settings.waivers, catalog, config=settings.config_path)
+    return list(waived.results), waived.warnings
+
+
 def scan_node(settings: Settings, catalog: Catalog) -> ScanDone:
     """The first scan, done before the terminal is taken over (it takes milliseconds)."""
     snap = take_snapshot(settings)
-    return ScanDone(evaluate(catalog, snap), snap.live, snap.strays, snap.versions)
+    results, warnings = judge(catalog, snap, settings)
+    return ScanDone(results, snap.live, snap.strays, snap.versions, warnings)
 
 
 def run_tui(
@@ -593,11 +662,13 @@ def run_tui(
     `snapshot`: the node as just read (to choose the benchmark), judged rather than re-read."""
     check_trusted(settings.state_dir)  # an untrusted state directory: exit 2 before any frame
     try:
-        first: ScanDone | None = (
-            ScanDone(evaluate(catalog, snapshot), snapshot.live, snapshot.strays, snapshot.versions)
-            if snapshot is not None
-            else scan_node(settings, catalog)
-        )
+        if snapshot is not None:
+            results, warnings = judge(catalog, snapshot, settings)
+            first: ScanDone | None = ScanDone(
+                results, snapshot.live, snapshot.strays, snapshot.versions, warnings
+            )
+        else:
+            first = scan_node(settings, catalog)
     except Exception:  # the app's own scan then shows the error
         first = None
     app = CisTuiApp(settings, catalog, handle_signals=True, first_scan=first, read_only=read_only)

@@ -20,6 +20,7 @@ STATUS_STYLE: dict[Status, str] = {
     Status.WARN: "bold $text-warning",
     Status.PASS: "$text-success",
     Status.SKIP: "$text-muted",
+    Status.WAIVED: "italic $text-accent",
 }
 
 OUTCOME_STYLE: dict[str, str] = {

@@ -7,15 +7,15 @@ the event log (for a dropped SSH session); the App's handlers update the widgets
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from textual.worker import Worker, WorkerState
 
+from cis_tui.engine.eventlog import RotatingLog
 from cis_tui.engine.events import Event, Kind
 from cis_tui.errors import NodeLocked, UserError
 from cis_tui.tui.messages import EngineDone, EngineEvent, EngineFailed
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from cis_tui.benchmarks.catalog import Catalog
     from cis_tui.engine.transaction import Engine
-    from cis_tui.layout import Settings
+    from cis_tui.layout import EventLogSettings, Settings
     from cis_tui.remediate.plan import FilePlan, Plan
 
 
@@ -69,29 +69,24 @@ def recover_job(count: int) -> EngineJob:
 
 
 class EventLog:
-    """Appends events as JSON lines; a failing log never stops a transaction."""
+    """Appends events as JSON lines (rotated by size); a failing log never stops a
+    transaction."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, settings: EventLogSettings | None = None) -> None:
         self.path = path
-        self._file: IO[str] | None = None
+        self._log = RotatingLog(path, settings)
+        self._file: RotatingLog | None = None
 
     def open(self) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - per job
-        except OSError:
-            self._file = None
+        self._file = self._log
 
     def write(self, event: Event) -> None:
         if self._file is not None:
-            with contextlib.suppress(OSError):
-                self._file.write(json.dumps(event.to_dict()) + "\n")
-                self._file.flush()
+            self._file.write(json.dumps(event.to_dict()))
 
     def close(self) -> None:
         if self._file is not None:
-            with contextlib.suppress(OSError):
-                self._file.close()
+            self._file.close()
             self._file = None
 
     def note(self, message: str) -> None:
@@ -124,7 +119,7 @@ class EngineRunner:
         self.timeout = timeout
         self.engine: Engine | None = None
         self.worker: Worker[object] | None = None
-        self.log = EventLog(settings.log_dir / "events.jsonl")
+        self.log = EventLog(settings.log_dir / "events.jsonl", settings.events)
 
     @property
     def busy(self) -> bool:

@@ -68,4 +68,6 @@ def why_not_selectable(result: Result) -> str | None:
         return f"{result.id} already passes"
     if result.status is Status.SKIP:
         return f"{result.id} does not apply to this node: {result.reason}"
+    if result.status is Status.WAIVED:  # an accepted exception is never fixed
+        return f"{result.id} is {result.reason}"
     return None

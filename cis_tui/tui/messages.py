@@ -21,12 +21,15 @@ class ScanDone(Message):
         live: bool,
         strays: Sequence[StrayFile] = (),
         versions: NodeVersions | None = None,
+        warnings: Sequence[str] = (),
     ) -> None:
         super().__init__()
         self.results = tuple(results)
         self.live = live
         self.strays = tuple(strays)
         self.versions = versions
+        #: Waivers that expired or expire soon (cis_tui.audit.waive).
+        self.warnings = tuple(warnings)
 
 
 class PersistedKnown(Message):

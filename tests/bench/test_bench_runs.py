@@ -19,6 +19,8 @@ KEYS = {
     "tui_key_latency_ms_p95",
     "tui_plan_ms",
     "peak_rss_mb",
+    "state_start_ratio",
+    "state_recover_ratio",
 }
 
 

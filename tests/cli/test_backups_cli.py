@@ -54,11 +54,11 @@ def test_diff_names_each_side(capsys, kubeadm_node):
 def test_prune_lists_what_goes_and_asks(capsys, kubeadm_node):
     _apply(capsys, kubeadm_node, "1.4.1")
     _apply(capsys, kubeadm_node, "1.2.15")
-    older, newer = sorted(_ids(capsys, kubeadm_node))
+    newer, older = _ids(capsys, kubeadm_node)  # newest first, in the order taken
     code, out, err = run_cli(capsys, "--root", str(kubeadm_node), "backups", "prune", "--keep", "1")
     assert code == 2 and "confirmation needed" in err  # no terminal here, no --yes
     assert "would be deleted" in out and older in out and newer not in out
-    assert sorted(_ids(capsys, kubeadm_node)) == [older, newer]
+    assert _ids(capsys, kubeadm_node) == [newer, older]
     code, out, _ = run_cli(
         capsys, "--root", str(kubeadm_node), "backups", "prune", "--keep", "1", "--yes"
     )

@@ -36,6 +36,7 @@ def cis_tui(config: Path, *args: str) -> subprocess.CompletedProcess:
 
 def scan(config: Path) -> dict[str, tuple[str, bool | None]]:
     out = cis_tui(config, "scan", "--format", "json", "--check", ",".join(FIXES))
+    assert out.stdout.startswith("{"), out.stderr
     return {r["id"]: (r["status"], r["persisted"]) for r in json.loads(out.stdout)["results"]}
 
 
@@ -83,7 +84,8 @@ def test_without_persistence_the_upgrade_reverts_them_as_scan_said(
 ) -> None:
     run = sandbox_factory()
     config = run.config
-    config.write_text(config.read_text() + FAST_HEALTH + '\n[persist]\nmode = "off"\n')
+    text = config.read_text().replace("[persist]\n", '[persist]\nmode = "off"\n')
+    config.write_text(text + FAST_HEALTH)
     before, after, out = harden_then_upgrade(run, config)
     assert "Persistence: off ([persist] mode = off" in out
     assert before == {check: ("PASS", False) for check in FIXES}  # said beforehand

@@ -247,3 +247,20 @@ def test_a_wrong_identity_key_is_a_one_line_error(capsys, tmp_path, table, probl
     assert code == 2 and out == ""
     lines = err.strip().splitlines()
     assert len(lines) == 1 and str(config) in lines[0] and problem in lines[0], err
+
+
+def test_an_interpreted_component_is_found_only_when_started_like_one(tmp_path, spawn):
+    """`python3 kube-scheduler ...` (how stand-ins run): the interpreter's command line is
+    read only when its parent or cgroup could make it a component (issue 17)."""
+    script = tmp_path / "kube-scheduler"
+    script.write_text("import time\ntime.sleep(60)\n")
+    spawn([sys.executable, str(script), "60"], tmp_path)  # an ordinary parent: not a candidate
+    shim = named_copy(tmp_path, "conmon", BASH)
+    parent = spawn([str(shim), "-c", f"{sys.executable} {script} 60 & wait"], tmp_path)
+    deadline = time.monotonic() + 10
+    found = {}
+    while time.monotonic() < deadline and not found:
+        found = find_processes(["kube-scheduler"], tmp_path, identity=ME)
+    assert psutil.Process(found["kube-scheduler"].pid).ppid() == parent.pid
+    scan = scan_processes(["kube-scheduler"], tmp_path, identity=ME)
+    assert scan.ignored == ()  # the other one was never a candidate

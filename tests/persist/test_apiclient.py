@@ -13,6 +13,7 @@ import socket
 import ssl
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 
 import httpx
@@ -529,7 +530,11 @@ def test_a_client_certificate_from_another_ca_fails_the_handshake(api, tmp_path)
     assert "TLS handshake refused by the server" in str(error)
     assert f"does not accept the client certificate of {path}" in str(error)
     assert api.requests == []
-    assert any("certificate verify failed" in e for e in api.handshake_errors)
+    # the server's thread records its side of the handshake after the client has seen it fail
+    deadline = time.monotonic() + 10
+    while not any("certificate verify failed" in e for e in api.handshake_errors):
+        assert time.monotonic() < deadline, api.handshake_errors
+        time.sleep(0.01)
 
 
 # -- verifying the server ----------------------------------------------------------------------

@@ -117,12 +117,8 @@ def pin_backups(state_dir: Path) -> list[str]:
     root = state_dir / "backups"
     store_dirs = sorted(
         (p for p in root.iterdir() if not p.name.startswith(".")),
-        # times have one-second resolution and ids end in a random token: two backups made
-        # in the same second are ordered by when their meta.json was written
-        key=lambda p: (
-            json.loads((p / "meta.json").read_text())["time"],
-            (p / "meta.json").stat().st_mtime_ns,
-        ),
+        # in the order they were taken: time (to the microsecond), then sequence number
+        key=lambda p: BackupStore(state_dir, None).get(p.name).order,  # type: ignore[arg-type]
     )
     ids = []
     for index, directory in enumerate(store_dirs):

@@ -33,3 +33,9 @@ async def test_a_pass_kubeadm_upgrade_reverts_says_so(make_app, tree, tmp_path):
             text = " ".join(screen_text(app).split())
             assert "kubeadm upgrade will revert this" in text
             assert "cis-tui persist 1.2.15 keeps it" in text
+            # the table marks it with a glyph (not a colour only), and the bar counts them
+            rows = [line for line in screen_text(app).splitlines() if "PASS" in line]
+            row = next(line for line in rows if " 1.2.15 " in line)
+            assert "PASS ↺" in row, row
+            reverted = sum(1 for kept in app.persisted.values() if kept is False)
+            assert f"↺ {reverted} kubeadm upgrade reverts" in text

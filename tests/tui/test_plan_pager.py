@@ -312,3 +312,24 @@ def test_plan_pager_snapshot(snap_compare, make_app):
         await pilot.pause()
 
     assert snap_compare(make_app(), run_before=run_before, terminal_size=SIZE)
+
+
+async def test_patches_mode_shows_the_patch_file_and_the_upgrade_hint(demo_node):
+    """`[persist] mode = "patches"`: the pager holds cis-tui's patch file next to the manifest,
+    and the summary says that every kubeadm upgrade needs --patches."""
+    config = demo_node / "cis-tui.toml"
+    config.write_text(config.read_text().replace("[persist]\n", '[persist]\nmode = "patches"\n'))
+    app, fixable, _ = demo_app(demo_node)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        screen = await open_plan(pilot, fixable)
+        await wait_until(pilot, lambda: not screen.persisting, what="persistence decided")
+        patch = "kubeletconfiguration~cis-tui+strategic.yaml"
+        assert any(patch in (file.diff or "") for file in screen.plan.files), (
+            screen.plan.persistence
+        )
+        text = " ".join(screen_text(app).split())
+        assert "Persisted in kubeadm patch files: run every kubeadm upgrade with --patches" in text
+        pager = screen.query_one(DiffPager)
+        shown = [line.plain for section in pager.sections for line in section.diff]
+        assert any(line.startswith("+++ ") and patch in line for line in shown)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -14,7 +16,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
 from cis_tui.engine.backups import Backup, BackupStore
-from cis_tui.errors import UserError
+from cis_tui.errors import NodeLocked, UserError
 from cis_tui.tui.display import NodePaths, short_time
 from cis_tui.tui.screens.confirm import ConfirmScreen
 from cis_tui.tui.screens.help import bindings_of, key_list
@@ -25,6 +27,11 @@ from cis_tui.tui.widgets.key_footer import KeyFooter
 
 if TYPE_CHECKING:
     from cis_tui.tui.app import CisTuiApp
+
+#: Backups read at a time: the screen opens in the same time with 10 or 10,000 of them.
+PAGE = 100
+#: How close to the last loaded row the cursor comes before the next page is read.
+NEAR_END = 10
 
 
 def backup_details(
@@ -96,6 +103,11 @@ class BackupsScreen(Screen[None]):
 
     def __init__(self) -> None:
         super().__init__(id="backups")
+        self._pages: Iterator[Backup] | None = None
+        self._exhausted = False
+        self._total = 0
+        self._signature_seen: tuple[int, int] = (0, 0)
+        self._stamps: dict[str, int] = {}
 
     @property
     def cis_app(self) -> CisTuiApp:
@@ -116,21 +128,97 @@ class BackupsScreen(Screen[None]):
         yield KeyFooter()
 
     def on_mount(self) -> None:
-        self.reload()
+        self.watch(self.query_one(BackupTable), "scroll_y", self._scrolled, init=False)
 
     def on_screen_resume(self) -> None:
-        self.reload()
+        # Also the first time the screen shows: load once, then only what changed.
+        if self._pages is None:
+            self.reload()
+        else:
+            self.refresh_changed()
 
-    def reload(self) -> None:
-        backups = self.store.list()
-        paths = self.cis_app.paths
+    def _signature(self) -> tuple[int, int]:
+        """Changes when backups are added or removed (the backups directory's mtime)."""
+        try:
+            st = self.store.root.lstat()
+        except OSError:
+            return (0, 0)
+        return (st.st_ino, st.st_mtime_ns)
+
+    def _meta_stamp(self, backup: Backup) -> int:
+        try:
+            return (Path(backup.directory) / "meta.json").lstat().st_mtime_ns
+        except OSError:
+            return 0
+
+    def reload(self, count: int = PAGE) -> None:
+        """Read the newest `count` backups (at least a page) and build the table."""
+        store = self.store
+        try:
+            names = store.names()
+        except UserError as exc:
+            self.notify(str(exc), markup=False, title="Backups", severity="error")
+            names = []
+        self._signature_seen = self._signature()
+        self._total = len(names)
+        self._pages = store.iter_newest(names)
+        self._exhausted = False
+        backups = self._take(max(count, PAGE))
+        self._stamps = {b.id: self._meta_stamp(b) for b in backups}
         self.query_one(BackupTable).show(backups)
-        where = paths.show(str(self.store.root))
-        count = f"{len(backups)} backup{'s' if len(backups) != 1 else ''}"
-        self.query_one("#backups-summary", Static).update(
-            Content.assemble((count, "bold"), f" in {where}, newest first")
-        )
+        self._summary()
         self._show_info()
+
+    def _take(self, count: int) -> list[Backup]:
+        if self._pages is None or self._exhausted:
+            return []
+        taken = list(itertools.islice(self._pages, count))
+        self._exhausted = len(taken) < count
+        return taken
+
+    def load_more(self, count: int = PAGE) -> int:
+        """Append the next `count` older backups; how many came."""
+        more = self._take(count)
+        if more:
+            self._stamps.update({b.id: self._meta_stamp(b) for b in more})
+            self.query_one(BackupTable).append(more)
+            self._summary()
+        return len(more)
+
+    def refresh_changed(self) -> None:
+        """After a dialog or a job: nothing if nothing changed; changed outcomes redraw their
+        row; added or removed backups rebuild the rows loaded so far."""
+        table = self.query_one(BackupTable)
+        if self._signature() != self._signature_seen:
+            self.reload(len(table.backups))
+            return
+        changed = False
+        for backup in list(table.backups):
+            stamp = self._meta_stamp(backup)
+            if stamp == self._stamps.get(backup.id):
+                continue
+            self._stamps[backup.id] = stamp
+            try:
+                table.update(self.store.get(backup.id))
+            except UserError:
+                continue
+            changed = True
+        if changed:
+            self._show_info()
+
+    def _summary(self) -> None:
+        shown = len(self.query_one(BackupTable).backups)
+        where = self.cis_app.paths.show(str(self.store.root))
+        count = f"{self._total} backup{'s' if self._total != 1 else ''}"
+        more = "" if self._exhausted or shown >= self._total else f"; the newest {shown} shown"
+        self.query_one("#backups-summary", Static).update(
+            Content.assemble((count, "bold"), f" in {where}, newest first{more}")
+        )
+
+    def _scrolled(self, _old: float, new: float) -> None:
+        table = self.query_one(BackupTable)
+        if not self._exhausted and new >= table.max_scroll_y - table.size.height:
+            self.load_more()
 
     @property
     def current(self) -> Backup | None:
@@ -162,7 +250,10 @@ class BackupsScreen(Screen[None]):
         return True
 
     @on(DataTable.RowHighlighted)
-    def _highlighted(self) -> None:
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        table = self.query_one(BackupTable)
+        if not self._exhausted and event.cursor_row >= table.row_count - NEAR_END:
+            self.load_more()  # more on the way down, a page at a time
         self._show_info()
 
     def action_diff(self) -> None:
@@ -219,7 +310,7 @@ class BackupsScreen(Screen[None]):
             self.cis_app.start_restore(backup)
 
     def action_prune(self) -> None:
-        count = len(self.query_one(BackupTable).backups)
+        count = self._total
         prompt = NumberPrompt(
             "Prune backups",
             "Keep the newest N finished backups and delete the rest "
@@ -232,12 +323,25 @@ class BackupsScreen(Screen[None]):
         if keep is None or self.cis_app.refuse_in_read_only("Prune"):
             return
         try:
-            removed = self.store.prune(keep)
-        except (UserError, OSError) as exc:
+            from cis_tui.engine.journal import Journal
+            from cis_tui.engine.lock import node_lock
+
+            settings = self.cis_app.settings
+            with node_lock(settings.state_dir):
+                pending = Journal(settings.state_dir).open_transactions()
+                protected = {t.backup_id for t in pending} | {t.persist_backup_id for t in pending}
+                removed = self.store.prune(keep, protected)
+        except (UserError, NodeLocked, OSError) as exc:
             self.notify(str(exc), markup=False, title="Prune failed", severity="error")
             return
         self.notify(f"Removed {len(removed)} backup(s); kept the newest {keep}.", title="Pruned")
-        self.reload()
+        self.query_one(BackupTable).remove({b.id for b in removed})
+        self._total -= len(removed)
+        self._signature_seen = self._signature()
+        if len(self.query_one(BackupTable).backups) < PAGE:
+            self.load_more(PAGE - len(self.query_one(BackupTable).backups))
+        self._summary()
+        self._show_info()
 
     def action_back(self) -> None:
         self.dismiss()

@@ -21,7 +21,7 @@ from cis_tui.tui.display import STATUS_STYLE, NodePaths
 from cis_tui.tui.filters import Filters, visible, why_not_selectable
 from cis_tui.tui.messages import ScanDone
 from cis_tui.tui.widgets.check_details import CheckDetails
-from cis_tui.tui.widgets.check_table import CheckTable
+from cis_tui.tui.widgets.check_table import REVERTED_BY_UPGRADE, CheckTable
 from cis_tui.tui.widgets.key_footer import KeyFooter
 
 if TYPE_CHECKING:
@@ -104,7 +104,8 @@ class ChecksScreen(Screen[None]):
             "e",
             "export",
             "Export",
-            tooltip="Write this scan to a file, as `cis-tui scan --format json|junit` prints it",
+            tooltip="Write this scan to a file (JSON, JUnit) or the auditor's report (HTML, "
+            "Markdown, with the change history)",
             id="export",
         ),
     ]
@@ -120,6 +121,8 @@ class ChecksScreen(Screen[None]):
         self.scanned_at = ""  # wall-clock time of the scan shown, HH:MM:SS
         #: check id -> whether the next kubeadm upgrade keeps its pass (absent: unknown).
         self.persisted: dict[str, bool] = {}
+        #: check id -> its status in the scan the wizard saved before (changed checks only).
+        self.changed: dict[str, str] = {}
 
     @property
     def cis_app(self) -> CisTuiApp:
@@ -181,6 +184,8 @@ class ChecksScreen(Screen[None]):
 
     def _refresh(self) -> None:
         shown = visible(self.results, self.filters)
+        self.table.persisted = self.persisted
+        self.table.changed = self.changed
         self.table.show(shown, self.selected, self.paths)
         self._update_bar(len(shown))
         self._update_details()
@@ -198,6 +203,14 @@ class ChecksScreen(Screen[None]):
             parts.extend([" · search “", (f.search, "bold"), "”"])
         if self.selected:
             parts.append((f" · {len(self.selected)} selected", "bold $text-accent"))
+        reverted = sum(1 for kept in self.persisted.values() if kept is False)
+        if reverted:
+            parts.append(
+                (f" · {REVERTED_BY_UPGRADE} {reverted} kubeadm upgrade reverts", "$text-warning")
+            )
+        if self.changed:
+            count = len(self.changed)
+            parts.append((f" · {count} changed since the last scan", "bold $text-warning"))
         if not self.live:
             parts.append((" · offline tree", "$text-muted"))
         if self.scanned_at:
@@ -208,10 +221,19 @@ class ChecksScreen(Screen[None]):
                 parts.extend([(status.value, STATUS_STYLE[status]), f" {counts[status.value]} "])
         self.query_one("#filter-bar", Static).update(Content.assemble(*parts))
 
+    def show_changed(self, changed: dict[str, str]) -> None:
+        """Mark the checks whose status differs from the scan the wizard saved before."""
+        self.changed = dict(changed)
+        if self.is_mounted and self.scanned:
+            self._refresh()
+
     def show_persisted(self, persisted: dict[str, bool]) -> None:
-        """Which passes the next kubeadm upgrade keeps: shown in the details pane."""
+        """Which passes the next kubeadm upgrade keeps: a mark in the table, the reason in
+        the details pane."""
         self.persisted = persisted
         if self.is_mounted:
+            self.table.show_persisted(persisted)
+            self._update_bar(self.table.row_count)
             self._update_details()
 
     def _update_details(self) -> None:

@@ -1,8 +1,9 @@
 """The export dialog: the scan on screen, written to a file as `cis-tui scan --format` prints it.
 
-The formats are report.SCAN_FORMATS, the CLI's own: a document format registered there (the
-HTML report, once it exists) is offered here too. Files are written atomically, mode 0600, and
-an existing file is replaced only after a confirmation.
+The formats are report.SCAN_FORMATS, the CLI's own: `scan --format json|junit`, and the
+auditor's report of `cis-tui report` (HTML, Markdown: the scan plus the change history).
+Files are written atomically, mode 0600, and an existing file is replaced only after a
+confirmation.
 """
 
 from __future__ import annotations

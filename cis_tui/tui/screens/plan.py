@@ -33,6 +33,7 @@ from cis_tui.remediate.params import ParamValues, resolve_params
 from cis_tui.remediate.plan import FilePlan, Plan, Skipped, build_plan
 from cis_tui.tui.display import NodePaths
 from cis_tui.tui.screens.confirm import ConfirmScreen
+from cis_tui.tui.screens.save_plan import SavedFiles, SavePlanScreen
 from cis_tui.tui.widgets.diff_pager import (
     PAGER_BINDINGS,
     PAGER_FOOTER_OPTIONAL,
@@ -144,6 +145,9 @@ class PlanScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "apply", "Apply", tooltip="Apply this plan (asks first)", id="apply"),
         Binding(
+            "s", "save", "Save", tooltip="Save the plan and its companion files", id="save_plan"
+        ),
+        Binding(
             "escape", "back", "Back", tooltip="Back to the checks (or leave a parameter)", id="back"
         ),
         Binding(
@@ -176,6 +180,8 @@ class PlanScreen(Screen[None]):
         #: The plan is shown; kubeadm's configuration is still being asked about.
         self.persisting = False
         self._later_fields: list[Widget] = []
+        #: Companion files saved with the plan: re-plans keep them (one key for every node).
+        self.bundle: dict[str, bytes] | None = None
 
     @property
     def cis_app(self) -> CisTuiApp:
@@ -236,7 +242,14 @@ class PlanScreen(Screen[None]):
     @work(thread=True, group="plan", exclusive=True, exit_on_error=False)
     def _build(self, ids: tuple[str, ...], values: ParamValues) -> Plan:
         app = self.cis_app
-        return build_plan(app.catalog, take_snapshot(app.settings), ids, values)
+        return build_plan(
+            app.catalog,
+            take_snapshot(app.settings),
+            ids,
+            values,
+            waived=app.waived_ids(),
+            bundle=self.bundle,
+        )
 
     @work(thread=True, group="persist", exclusive=True, exit_on_error=False)
     def _persist(self, plan: Plan) -> Plan:
@@ -388,6 +401,27 @@ class PlanScreen(Screen[None]):
         self.app.push_screen(
             ConfirmScreen("Apply this plan?", self.cis_app.confirm_text(plan), "Apply (y)"),
             callback=lambda yes: self._confirmed(plan, yes),
+        )
+
+    def action_save(self) -> None:
+        plan = self.plan
+        if self.planning or self._replan_due or self.errors or plan is None or not plan.checks:
+            self.notify("Nothing to save yet: no plan fixes a check.", severity="warning")
+            return
+        self.app.push_screen(SavePlanScreen(plan), callback=self._saved)
+
+    def _saved(self, saved: SavedFiles | None) -> None:
+        if saved is None:
+            return
+        self.bundle = {**(self.bundle or {}), **saved.bundle}
+        where = f" and its companions to {saved.companions}" if saved.companions else ""
+        option = f" --companions {saved.companions}" if saved.companions else ""
+        self.notify(
+            f"Saved the plan to {saved.plan}{where}. On every node (this one too): "
+            f"cis-tui apply --plan {saved.plan}{option}",
+            title="Plan saved",
+            markup=False,
+            timeout=10,
         )
 
     def _confirmed(self, plan: Plan, yes: bool | None) -> None:

@@ -17,6 +17,8 @@ from cis_tui.tui.filters import why_not_selectable
 
 SELECTED = "●"
 SELECTABLE = "○"
+#: After PASS: the next `kubeadm upgrade` reverts this pass (its setting is not persisted).
+REVERTED_BY_UPGRADE = "↺"
 
 #: Fixed column widths; title and "found → expected" share the rest.
 _FIXED = {"sel": 1, "status": 6, "id": 6, "component": 10}
@@ -44,6 +46,10 @@ class CheckTable(DataTable[Content | Text]):
         self.results: list[Result] = []
         self.selected: set[str] = set()
         self.paths = NodePaths()
+        #: check id -> whether its pass survives `kubeadm upgrade` (cis_tui.persist.status)
+        self.persisted: dict[str, bool] = {}
+        #: check id -> its status in the scan the wizard saved last (only checks that changed)
+        self.changed: dict[str, str] = {}
         self._width = 0
 
     def _widths(self, width: int) -> tuple[int, int]:
@@ -75,10 +81,10 @@ class CheckTable(DataTable[Content | Text]):
             found = self.paths.show(found_text(result))
             self.add_row(
                 self._mark(result),
-                status_content(result.status),
+                self._status(result),
                 _plain(result.id),
                 _plain(clip(short_component(result.check.component), _FIXED["component"])),
-                _plain(clip(result.check.title, title_w)),
+                self._title(result, title_w),
                 _plain(clip(f"{found} → {self.paths.show(result.expected)}", found_w)),
                 key=result.id,
             )
@@ -93,6 +99,30 @@ class CheckTable(DataTable[Content | Text]):
             # the zebra rows in 256 colours and under NO_COLOR.
             return Content(SELECTABLE)
         return Content("")
+
+    def _status(self, result: Result) -> Content:
+        status = status_content(result.status)
+        if self.persisted.get(result.id) is False:
+            return Content.assemble(status, (f" {REVERTED_BY_UPGRADE}", "bold $text-warning"))
+        return status
+
+    def show_persisted(self, persisted: dict[str, bool]) -> None:
+        """Mark the passes the next `kubeadm upgrade` reverts (a glyph, not a colour only)."""
+        before, self.persisted = self.persisted, dict(persisted)
+        shown = {r.id: r for r in self.results}
+        for check_id in persisted.keys() | before.keys():
+            if check_id in shown and before.get(check_id) != persisted.get(check_id):
+                self.update_cell(check_id, "status", self._status(shown[check_id]))
+
+    def _title(self, result: Result, width: int) -> Content | Text:
+        """The title, after `was FAIL ·` when the status changed since the last saved scan."""
+        was = self.changed.get(result.id)
+        if was is None:
+            return _plain(clip(result.check.title, width))
+        mark = f"was {was} · "
+        return Content.assemble(
+            (mark, "bold $text-warning"), clip(result.check.title, max(width - len(mark), 1))
+        )
 
     def refresh_mark(self, check_id: str) -> None:
         result = next(r for r in self.results if r.id == check_id)
