@@ -469,7 +469,6 @@ def cmd_backups(args: argparse.Namespace) -> int:
 
     from cis_tui.benchmarks.catalog import load_catalog
     from cis_tui.engine.backups import BackupStore
-    from cis_tui.remediate.edits import unified_diff
 
     settings = _settings(args)
     store = BackupStore(settings.state_dir, settings.layout)
@@ -545,17 +544,9 @@ def cmd_backups(args: argparse.Namespace) -> int:
     if action == "diff":
         if backup.kind == "attributes":
             raise UserError("an attributes backup has no content to diff; use `backups show`")
-        old = store.original_bytes(backup).decode("utf-8", errors="replace")
-        if backup.kind == "configmap":
-            from cis_tui.persist.planner import current_configmap_text
+        from cis_tui.engine.backupdiff import backup_diff
 
-            current = current_configmap_text(settings, backup.component, backup.path)
-        else:
-            try:  # bytes: keeps CRLF
-                current = Path(backup.path).read_bytes().decode("utf-8", errors="replace")
-            except FileNotFoundError:
-                current = ""
-        diff = unified_diff(old, current, backup.path)
+        diff = backup_diff(settings, store, backup)
         if not diff:
             print(f"{backup.path} is identical to backup {backup.id}")
             return EXIT_OK

@@ -177,7 +177,7 @@ def _waivers(rows: Sequence[WaiverRow], warnings: Sequence[str]) -> str:
     body = "".join(
         f'<tr><td><a href="#check-{esc(r.waiver.check)}">{esc(r.waiver.check)}</a></td>'
         f"<td>{esc(r.state)}</td><td>{esc(r.waiver.owner)}</td>"
-        f"<td>{esc(r.waiver.expires.isoformat())} ({esc(r.days_left)} days)</td>"
+        f"<td>{esc(r.when)}</td>"
         f"<td>{esc(', '.join(r.waiver.nodes) or 'every node')}</td>"
         f"<td>{esc(r.waiver.reason)}</td></tr>"
         for r in rows

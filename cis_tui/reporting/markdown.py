@@ -58,7 +58,7 @@ def _waivers(rows: Sequence[WaiverRow]) -> str:
                 md(r.waiver.check),
                 md(r.state),
                 md(r.waiver.owner),
-                md(f"{r.waiver.expires.isoformat()} ({r.days_left} days)"),
+                md(r.when),
                 md(", ".join(r.waiver.nodes) or "every node"),
                 md(r.waiver.reason),
             )

@@ -82,6 +82,15 @@ class WaiverRow:
     state: str  # "active" | "expiring" | "expired" | "other nodes"
     days_left: int
 
+    @property
+    def when(self) -> str:
+        """`2026-12-10 (in 9 days)`, `2026-11-01 (30 days ago)`."""
+        day, n = self.waiver.expires.isoformat(), self.days_left
+        if n == 0:
+            return f"{day} (today)"
+        unit = "day" if abs(n) == 1 else "days"
+        return f"{day} (in {n} {unit})" if n > 0 else f"{day} ({-n} {unit} ago)"
+
 
 def waiver_rows(waivers: Sequence[Waiver], host: str, today: dt.date) -> tuple[WaiverRow, ...]:
     rows = []

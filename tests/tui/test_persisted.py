@@ -39,3 +39,56 @@ async def test_a_pass_kubeadm_upgrade_reverts_says_so(make_app, tree, tmp_path):
             assert "PASS ↺" in row, row
             reverted = sum(1 for kept in app.persisted.values() if kept is False)
             assert f"↺ {reverted} kubeadm upgrade reverts" in text
+
+
+async def test_a_configmap_backup_is_named_diffed_and_restored_from_the_backups_screen(
+    make_app, tree, tmp_path
+):
+    """The backup of kubeadm-config an apply made: its row names the ConfigMap, `d` diffs it
+    against the live ConfigMap (asked off the UI thread), `r` puts it back without a restart."""
+    from cis_tui.audit.node import take_snapshot
+    from cis_tui.benchmarks.catalog import load_catalog
+    from cis_tui.engine.transaction import Engine
+    from cis_tui.persist.planner import attach_persistence
+    from cis_tui.remediate.plan import build_plan
+    from cis_tui.tui.screens.backups import BackupsScreen
+    from cis_tui.tui.screens.confirm import ConfirmScreen
+    from cis_tui.tui.widgets.diff_view import DiffView
+    from tests.tui.conftest import press_into
+
+    with FakeApiServer() as api:
+        api.seed_reference("v1beta4.upstream-example")
+        before = api.configmap("kubeadm-config")["data"]["ClusterConfiguration"]
+        config = node_config(tmp_path / "cfg", tree, api.write_kubeconfig(tmp_path / "admin.conf"))
+        settings = load_settings(config=config)
+        catalog = load_catalog()
+        plan = build_plan(catalog, take_snapshot(settings), ["1.2.15"])
+        engine = Engine(settings, catalog, lambda event: None, health_gate=False)
+        result = await engine.apply(attach_persistence(plan, settings))  # what `apply` does
+        assert result.exit_code == 0, result
+        app = make_app(settings)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            await press_into(pilot, "b", "BackupsScreen")
+            screen = app.screen
+            assert isinstance(screen, BackupsScreen)
+            text = screen_text(app)
+            assert "configmap kubeadm-config" in text, text
+            table = screen.query_one("#backup-table")
+            row = next(
+                i for i in range(table.row_count) if "configmap" in str(table.get_row_at(i)[3])
+            )
+            table.move_cursor(row=row)
+            await pilot.press("d")
+            view = screen.query_one(DiffView)
+            await wait_until(pilot, lambda: view.display, what="the ConfigMap diff")
+            assert "+  - name: profiling" in view.diff
+            await pilot.press("r")
+            await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="ask")
+            assert "no restart" in " ".join(screen_text(app).split())
+            await pilot.press("y")
+            await wait_until(
+                pilot,
+                lambda: api.configmap("kubeadm-config")["data"]["ClusterConfiguration"] == before,
+                what="the ConfigMap restored",
+            )

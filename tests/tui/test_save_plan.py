@@ -57,3 +57,32 @@ async def test_save_with_nothing_planned_says_so(make_app, tmp_path: Path):
         await pilot.pause()
         assert isinstance(app.screen, PlanScreen)
         assert any("Nothing to save" in str(n.message) for n in app._notifications)
+
+
+async def test_an_existing_plan_file_is_replaced_only_after_a_yes(make_app, tmp_path: Path):
+    from cis_tui.tui.screens.confirm import ConfirmScreen
+
+    app = make_app()
+    target = tmp_path / "plan.yaml"
+    target.write_text("mine\n")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        app.open_plan(["1.2.15"])
+        await settle(pilot)
+        await pilot.press("s")
+        await wait_until(pilot, lambda: isinstance(app.screen, SavePlanScreen), what="dialog")
+        app.screen.query_one("#save-path").value = str(target)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, SavePlanScreen), what="back")
+        assert target.read_text() == "mine\n"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen), what="saved")
+        assert load_plan(target, load_catalog(app.catalog.benchmark)).checks == ("1.2.15",)
+        await pilot.press("s")
+        await wait_until(pilot, lambda: isinstance(app.screen, SavePlanScreen), what="dialog")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen), what="cancelled")

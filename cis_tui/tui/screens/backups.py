@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
@@ -50,35 +50,13 @@ def backup_details(
             ("sha256", backup.sha256),
             ("mode", f"{backup.mode:04o}  uid {backup.uid}  gid {backup.gid}"),
         ]
+    elif backup.kind == "configmap":  # kubeadm's stored configuration: a ConfigMap or patch file
+        rows += [("of", paths.show(backup.path)), ("sha256", backup.sha256)]
     else:
         rows += [(f"{r.mode:04o}", paths.show(r.path)) for r in backup.attributes]
     lines = [Content.assemble((f"{k:<9}", "$text-muted"), v) for k, v in rows]
     lines.append(Content.styled(hint, "$text-accent"))
     return Content("\n").join(lines)
-
-
-def backup_diff(store: BackupStore, backup: Backup) -> str:
-    """The backup against what is on disk now, as a unified diff (verified bytes only)."""
-    if backup.kind != "file":
-        lines = []
-        for rec in backup.attributes:
-            try:
-                st = Path(rec.path).lstat()
-                now = f"mode {st.st_mode & 0o7777:04o} uid {st.st_uid} gid {st.st_gid}"
-            except OSError:
-                now = "missing"
-            lines.append(
-                f"# {rec.path}: backup mode {rec.mode:04o} uid {rec.uid} gid {rec.gid}, now {now}\n"
-            )
-        return "".join(lines)
-    old = store.original_bytes(backup).decode("utf-8", errors="replace")
-    try:
-        current = Path(backup.path).read_bytes().decode("utf-8", errors="replace")  # keeps CRLF
-    except FileNotFoundError:
-        current = ""
-    from cis_tui.remediate.edits import unified_diff
-
-    return unified_diff(old, current, backup.path)
 
 
 class BackupsScreen(Screen[None]):
@@ -260,13 +238,33 @@ class BackupsScreen(Screen[None]):
         backup = self.current
         if backup is None:
             return
-        try:
-            diff = backup_diff(self.store, backup)
-        except UserError as exc:
-            self.notify(str(exc), markup=False, title="Cannot diff", severity="error")
+        if backup.kind == "configmap":  # asks the API server: never on the UI thread
+            self._diff_in_thread(backup)
             return
+        self._show_diff(backup, *self._diff(backup))
+
+    def _diff(self, backup: Backup) -> tuple[str | None, str]:
+        """(the diff, or None when it cannot be made; the problem)."""
+        from cis_tui.engine.backupdiff import backup_diff
+
+        try:
+            return backup_diff(self.cis_app.settings, self.store, backup), ""
+        except UserError as exc:
+            return None, str(exc)
+
+    @work(thread=True, group="backup-diff", exclusive=True, exit_on_error=False)
+    def _diff_in_thread(self, backup: Backup) -> None:
+        diff, problem = self._diff(backup)
+        self.app.call_from_thread(self._show_diff, backup, diff, problem)
+
+    def _show_diff(self, backup: Backup, diff: str | None, problem: str) -> None:
+        if diff is None:
+            self.notify(problem, markup=False, title="Cannot diff", severity="error")
+            return
+        if self.current is None or self.current.id != backup.id:
+            return  # the cursor moved on meanwhile
         paths = self.cis_app.paths
-        what = paths.path(backup.path) if backup.kind == "file" else "file modes and owners"
+        what = paths.show(backup.path) if backup.kind != "attributes" else "file modes and owners"
         self.query_one("#backup-info", Static).update(
             Content.assemble(
                 ("backup → current ", "bold"),
@@ -286,7 +284,9 @@ class BackupsScreen(Screen[None]):
             self.notify("An apply is still running.", severity="warning")
             return
         paths = self.cis_app.paths
-        what = paths.path(backup.path) if backup.kind == "file" else "the recorded modes and owners"
+        what = {"file": paths.path(backup.path), "configmap": paths.show(backup.path)}.get(
+            backup.kind, "the recorded modes and owners"
+        )
         restart = (
             f"restarts {backup.component}; health-gated, rolled back if it does not come back"
             if backup.kind == "file" and self.cis_app.runner.health_gate

@@ -10,16 +10,18 @@ from typing import ClassVar
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
-from textual.widgets import Input, Static
+from textual.widgets import Button, Input, Static
 
 from cis_tui.errors import UserError
 from cis_tui.remediate.bundle import bundled, write_bundle
 from cis_tui.remediate.plan import Plan
 from cis_tui.remediate.planfile import SavedPlan, save_plan
+from cis_tui.tui.screens.confirm import ConfirmScreen
 from cis_tui.tui.screens.export import export_dir
+from cis_tui.tui.widgets.key_footer import KeyFooter
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ class SavePlanScreen(ModalScreen[SavedFiles | None]):
     }
     SavePlanScreen .save-title { text-style: bold; margin: 0 0 1 0; }
     SavePlanScreen #save-error { color: $text-error; height: auto; }
+    SavePlanScreen Horizontal { height: auto; margin: 1 0 0 0; align: right middle; }
+    SavePlanScreen Button { margin: 0 0 0 2; }
     """
 
     def __init__(self, plan: Plan) -> None:
@@ -68,15 +72,49 @@ class SavePlanScreen(ModalScreen[SavedFiles | None]):
                     "every node installs exactly these bytes (--companions DIR)."
                 )
             yield Static(Content(body))
-            yield Input(str(export_dir() / "cis-tui-plan.yaml"), id="save-path")
+            yield Input(
+                str(export_dir() / "cis-tui-plan.yaml"),
+                id="save-path",
+                placeholder="plan file to write (enter: save)",
+            )
             yield Static("", id="save-error")
+            with Horizontal():
+                yield Button("Cancel (esc)", id="cancel", compact=True)
+                yield Button("Save (enter)", id="save-button", variant="primary", compact=True)
+        yield KeyFooter()
 
     @on(Input.Submitted, "#save-path")
-    def _submitted(self, event: Input.Submitted) -> None:
-        typed = event.value.strip()
+    def _submitted(self) -> None:
+        self.save()
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "cancel":
+            self.dismiss(None)
+        else:
+            self.save()
+
+    def save(self) -> None:
+        """Write to the typed path; an existing plan file asks first."""
+        typed = self.query_one("#save-path", Input).value.strip()
         if not typed:
+            self.query_one("#save-error", Static).update(Content("enter the plan file to write"))
             return
-        path = Path(typed).expanduser()
+        try:
+            path = Path(typed).expanduser()
+        except RuntimeError as exc:  # no home for ~
+            self.query_one("#save-error", Static).update(Content(f"{typed}: {exc}"))
+            return
+        if not path.exists():
+            self._write(path)
+            return
+        body = Content.assemble((str(path), "bold"), " exists. Replace it with this plan?")
+        self.app.push_screen(
+            ConfirmScreen("Overwrite the plan file?", body, "Overwrite (y)"),
+            callback=lambda yes: self._write(path) if yes else None,
+        )
+
+    def _write(self, path: Path) -> None:
         plan = self.plan
         bundle_dir = companions_dir(path) if bundled(plan) else None
         try:

@@ -17,9 +17,11 @@ COLUMNS = ("time", "outcome", "checks", "file")
 
 def backup_file(backup: Backup) -> str:
     """A short name for what was backed up (the details pane shows the full path)."""
-    if backup.kind != "file":
+    if backup.kind == "attributes":
         return f"{len(backup.attributes)} file modes/owners"
-    return PurePath(backup.path).name
+    if backup.kind == "configmap" and backup.path.startswith("configmap "):
+        return f"configmap {backup.component}"  # kubeadm's, on the API server
+    return PurePath(backup.path).name  # a file, or a kubeadm patch file
 
 
 class BackupTable(DataTable[Content]):
