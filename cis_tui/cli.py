@@ -18,8 +18,11 @@ from cis_tui import __version__
 from cis_tui.errors import NodeLocked, UserError
 
 if TYPE_CHECKING:
+    from cis_tui.audit.node import NodeSnapshot
     from cis_tui.benchmarks.catalog import Catalog
+    from cis_tui.layout import Settings
     from cis_tui.remediate.plan import Plan
+    from cis_tui.remediate.planfile import SavedPlan
     from cis_tui.report import Scan
 
 EXIT_OK = 0
@@ -221,7 +224,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _waived(settings, catalog, snap) -> dict[str, str]:  # noqa: ANN001
+def _waived(settings: Settings, catalog: Catalog, snap: NodeSnapshot) -> dict[str, str]:
     """Check id -> waiver note, for the checks the config's waivers accept (never planned)."""
     from cis_tui.audit.evaluate import evaluate
     from cis_tui.audit.waive import apply_waivers
@@ -230,6 +233,31 @@ def _waived(settings, catalog, snap) -> dict[str, str]:  # noqa: ANN001
         return {}
     results = evaluate(catalog, snap)
     return apply_waivers(results, settings.waivers, catalog, config=settings.config_path).waived_ids
+
+
+def _node_plan(
+    args: argparse.Namespace, settings: Settings, catalog: Catalog, snap: NodeSnapshot
+) -> tuple[Plan, SavedPlan | None, dict[str, bytes] | None]:
+    """The plan for this node from the command line or a saved plan (`--plan`, with its
+    companion bundle), waivers honoured, persistence attached: (plan, saved plan, bundle)."""
+    from cis_tui.persist.planner import attach_persistence
+    from cis_tui.remediate.bundle import saved_inputs
+    from cis_tui.remediate.params import parse_param_options
+    from cis_tui.remediate.plan import build_plan
+
+    saved, bundle = saved_inputs(args, catalog)
+    ids = list(saved.checks) if saved else _check_ids(args, catalog)
+    params = saved.params if saved else parse_param_options(args.param or [], catalog)
+    plan = build_plan(
+        catalog,
+        snap,
+        ids,
+        params,
+        include_manual=args.include_manual,
+        bundle=bundle,
+        waived=_waived(settings, catalog, snap),
+    )
+    return attach_persistence(plan, settings), saved, bundle
 
 
 def _check_ids(args: argparse.Namespace, catalog: Catalog) -> list[str] | None:
@@ -251,10 +279,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     from cis_tui.audit.node import take_snapshot
     from cis_tui.benchmarks.catalog import load_catalog
-    from cis_tui.persist.planner import attach_persistence
-    from cis_tui.remediate.bundle import plan_document, saved_inputs, secret_problem, write_bundle
-    from cis_tui.remediate.params import parse_param_options
-    from cis_tui.remediate.plan import build_plan
+    from cis_tui.remediate.bundle import plan_document, secret_problem, write_bundle
     from cis_tui.remediate.planfile import SavedPlan, save_plan
     from cis_tui.report import render_plan
 
@@ -269,21 +294,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         raise UserError("--plan reads a saved plan; --save writes one: not both")
     if args.companions and not (args.plan or args.save):
         raise UserError("--companions goes with --save (writes the bundle) or --plan (reads it)")
-    saved, bundle = saved_inputs(args, catalog)
-    ids = list(saved.checks) if saved else _check_ids(args, catalog)
-    params = saved.params if saved else parse_param_options(args.param or [], catalog)
-    plan = attach_persistence(
-        build_plan(
-            catalog,
-            snap,
-            ids,
-            params,
-            include_manual=args.include_manual,
-            bundle=bundle,
-            waived=_waived(settings, catalog, snap),
-        ),
-        settings,
-    )
+    plan, saved, bundle = _node_plan(args, settings, catalog, snap)
     if saved or (args.save and not args.companions):  # a plan for every node: one shared key
         problem = secret_problem(plan, saved, bundle is not None)
         if problem:
@@ -413,10 +424,7 @@ def _engine(args: argparse.Namespace, settings, catalog, fmt: str = "text"):  # 
 def cmd_apply(args: argparse.Namespace) -> int:
     from cis_tui.audit.node import take_snapshot
     from cis_tui.benchmarks.catalog import load_catalog
-    from cis_tui.persist.planner import attach_persistence
-    from cis_tui.remediate.bundle import saved_inputs, secret_problem
-    from cis_tui.remediate.params import parse_param_options
-    from cis_tui.remediate.plan import build_plan
+    from cis_tui.remediate.bundle import secret_problem
     from cis_tui.report import render_plan
 
     settings = _settings(args)
@@ -429,24 +437,10 @@ def cmd_apply(args: argparse.Namespace) -> int:
         raise UserError("--timeout must be a positive number of seconds")
     if args.companions and not args.plan:
         raise UserError("--companions goes with --plan (the bundle saved with it)")
-    saved, bundle = saved_inputs(args, catalog)
-    ids = list(saved.checks) if saved else _check_ids(args, catalog)
-    params = saved.params if saved else parse_param_options(args.param or [], catalog)
+    plan, saved, bundle = _node_plan(args, settings, catalog, snap)
     engine = _engine(args, settings, catalog, args.format)
     if engine.gate and settings.has_root_override:
         raise UserError("a --root tree has no live processes to gate on; add --no-health-gate")
-    plan = attach_persistence(
-        build_plan(
-            catalog,
-            snap,
-            ids,
-            params,
-            include_manual=args.include_manual,
-            bundle=bundle,
-            waived=_waived(settings, catalog, snap),
-        ),
-        settings,
-    )
     problem = secret_problem(plan, saved, bundle is not None) if saved else None
     if problem:
         raise UserError(problem)

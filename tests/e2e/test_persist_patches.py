@@ -5,13 +5,18 @@ and a rollback takes the patch file back."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 from cis_tui.audit.node import parse_manifest
 from cis_tui.persist.patchnames import file_name
 from tests.e2e.conftest import SandboxFactory, needs_etcd, sandbox_factory  # noqa: F401
-from tests.e2e.test_persist_upgrade import FAST_HEALTH, FIXES, cis_tui, harden_then_upgrade
+from tests.e2e.test_persist_upgrade import (
+    FAST_HEALTH,
+    FIXES,
+    cis_tui,
+    harden_then_upgrade,
+    roll_back_a_crashing_scheduler,
+)
 
 
 def patches_mode(run) -> None:
@@ -79,31 +84,7 @@ def test_a_flag_kubeadm_writes_is_not_patched_and_says_so(sandbox_factory: Sandb
 
 @needs_etcd
 def test_a_rollback_takes_the_patch_file_back(sandbox_factory: SandboxFactory) -> None:  # noqa: F811
-    from cis_tui.benchmarks.catalog import load_catalog
-    from cis_tui.engine.events import Outcome
-    from cis_tui.engine.transaction import Engine
-    from cis_tui.layout import load_settings
-    from cis_tui.persist.planner import attach_persistence
-    from cis_tui.remediate.plan import FilePlan, Plan
-
     run = sandbox_factory()
     patches_mode(run)
-    settings = load_settings(config=run.config)
-    path = settings.layout.manifest("kube-scheduler")
-    old = path.read_text()
-    new = old.replace(
-        "    - --leader-elect=true\n",
-        "    - --leader-elect=true\n    - --leader-elect-retry-period=bogus\n",
-    )
-    plan = attach_persistence(
-        Plan("cis-1.12", (), {}, (FilePlan("manifest", "kube-scheduler", path, old, new, ()),)),
-        settings,
-    )
-    (file,) = plan.files
-    assert file.persist is not None and "bogus" in file.persist.new_text
-    result = asyncio.run(
-        Engine(settings, load_catalog("cis-1.12"), lambda e: None, timeout=10).apply(plan)
-    )
-    assert result.files[0].outcome is Outcome.ROLLED_BACK, result.files[0].message
-    assert path.read_text() == old
+    roll_back_a_crashing_scheduler(run.config)
     assert not (run.paths.patches / file_name("kube-scheduler")).exists()

@@ -103,6 +103,18 @@ def test_a_health_gate_failure_leaves_kubeadm_config_as_it_was(
 ) -> None:
     """A change that crash-loops the scheduler is rolled back before anything reaches the
     stored configuration: the next upgrade cannot bring it back."""
+    from cis_tui.sandbox.configmaps import read_configmap
+
+    run = sandbox_factory()
+    config = run.config
+    config.write_text(config.read_text() + FAST_HEALTH)
+    before = read_configmap(run.paths, "kube-system", "kubeadm-config")
+    roll_back_a_crashing_scheduler(config)
+    assert read_configmap(run.paths, "kube-system", "kubeadm-config") == before
+
+
+def roll_back_a_crashing_scheduler(config: Path) -> None:
+    """Apply a scheduler flag it refuses, persisted as the config says: it is rolled back."""
     import asyncio
 
     from cis_tui.benchmarks.catalog import load_catalog
@@ -111,11 +123,7 @@ def test_a_health_gate_failure_leaves_kubeadm_config_as_it_was(
     from cis_tui.layout import load_settings
     from cis_tui.persist.planner import attach_persistence
     from cis_tui.remediate.plan import FilePlan, Plan
-    from cis_tui.sandbox.configmaps import read_configmap
 
-    run = sandbox_factory()
-    config = run.config
-    config.write_text(config.read_text() + FAST_HEALTH)
     settings = load_settings(config=config)
     path = settings.layout.manifest("kube-scheduler")
     old = path.read_text()
@@ -129,10 +137,8 @@ def test_a_health_gate_failure_leaves_kubeadm_config_as_it_was(
     )
     (file,) = plan.files
     assert file.persist is not None and "bogus" in file.persist.new_text  # planned
-    before = read_configmap(run.paths, "kube-system", "kubeadm-config")
     result = asyncio.run(
         Engine(settings, load_catalog("cis-1.12"), lambda e: None, timeout=10).apply(plan)
     )
     assert result.files[0].outcome is Outcome.ROLLED_BACK, result.files[0].message
     assert path.read_text() == old
-    assert read_configmap(run.paths, "kube-system", "kubeadm-config") == before
