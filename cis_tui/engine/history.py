@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,6 +219,35 @@ class HistoryRecorder:
             tx.backup_id = event.message
         elif event.step is Step.JOURNAL:
             tx.txid = event.message
+
+    def recovered(
+        self,
+        txid: str,
+        backup_id: str,
+        path: str,
+        component: str,
+        started: float | None,
+        outcome: str,
+        message: str,
+    ) -> None:
+        """A transaction a crash interrupted, closed by `recover`: what it did about it."""
+        self._append(
+            {
+                "version": HISTORY_VERSION,
+                "txid": txid,
+                "backup_id": backup_id,
+                "started": started,
+                "finished": time.time(),
+                "file": path,
+                "component": component,
+                "kind": "recover",
+                "checks": [],
+                "diff": "",
+                "rollback_reason": "the process that made the change stopped before it ended",
+                "outcome": outcome,
+                "message": message,
+            }
+        )
 
     def _append(self, record: dict[str, Any]) -> None:
         line = (json.dumps(record) + "\n").encode()

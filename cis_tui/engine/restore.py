@@ -192,14 +192,13 @@ async def recover(engine: Engine) -> list[Recovered]:
                         f"the original backup {backup.id}"
                     )
                     _close_record(engine, tx.txid, backup, "critical", problem)
-                    done.append(Recovered(tx.txid, backup.id, tx.path, problem, False))
+                    _done(engine, done, tx, Recovered(tx.txid, backup.id, tx.path, problem, False))
                     engine.emit(Event(Kind.NOTE, tx.path, tx.component, message=problem))
                     continue
                 changed = await asyncio.to_thread(restore_backup_bytes, engine.store, backup)
             except (UserError, OSError, AtomicWriteError) as exc:
-                done.append(
-                    Recovered(tx.txid, tx.backup_id, tx.path, f"cannot restore: {exc}", False)
-                )
+                failed = Recovered(tx.txid, tx.backup_id, tx.path, f"cannot restore: {exc}", False)
+                _done(engine, done, tx, failed)
                 engine.emit(
                     Event(Kind.NOTE, tx.path, tx.component, message=f"cannot restore: {exc}")
                 )
@@ -212,7 +211,8 @@ async def recover(engine: Engine) -> list[Recovered]:
                 problem = await _gate_restored(engine, backup)
             if problem:
                 _close_record(engine, tx.txid, backup, "critical", problem)
-                done.append(Recovered(tx.txid, backup.id, tx.path, f"{what}, but {problem}", False))
+                failed = Recovered(tx.txid, backup.id, tx.path, f"{what}, but {problem}", False)
+                _done(engine, done, tx, failed)
                 continue
             _close_record(engine, tx.txid, backup, "recovered")
             label = backup.path or "file modes and owners"
@@ -225,8 +225,17 @@ async def recover(engine: Engine) -> list[Recovered]:
                     message=f"recovered: {what} (sha256 {backup.sha256[:12] or 'n/a'})",
                 )
             )
-            done.append(Recovered(tx.txid, backup.id, label, what, True))
+            _done(engine, done, tx, Recovered(tx.txid, backup.id, label, what, True))
     return done
+
+
+def _done(engine: Engine, done: list[Recovered], tx: OpenTransaction, result: Recovered) -> None:
+    """Count a recovered transaction, and keep it in the change history (`cis-tui report`)."""
+    done.append(result)
+    outcome = "recovered" if result.ok else "critical"
+    engine.history.recovered(
+        tx.txid, result.backup_id, result.path, tx.component, tx.started, outcome, result.action
+    )
 
 
 def _close_record(

@@ -334,8 +334,7 @@ def _history(history: History | None) -> str:
         )
         body += (
             '<h3>Backups without a history record</h3><p class="muted">Taken before the '
-            "history was kept, by <code>cis-tui persist</code>, or by a transaction that "
-            "<code>cis-tui recover</code> closed after a crash.</p><table><tr><th>Backup</th>"
+            "history was kept, or by <code>cis-tui persist</code>.</p><table><tr><th>Backup</th>"
             f"<th>Time</th><th>File</th><th>Checks</th><th>Outcome</th></tr>{rows}</table>"
         )
     return intro + body

@@ -266,8 +266,7 @@ class Transaction:
 
 @dataclass(frozen=True)
 class Unrecorded:
-    """A backup with no history record: taken before history was kept, by `persist`, or of a
-    transaction a crash interrupted (then `recover` closed it)."""
+    """A backup with no history record: taken before history was kept, or by `persist`."""
 
     id: str
     time: str

@@ -337,3 +337,18 @@ def test_event_log_and_retention_settings_load_from_the_config(capsys, tmp_path,
     config.write_text("[backups]\nkeep_forever = true\n")
     code, _, err = run_cli(capsys, "--config", str(config), "--root", str(kubeadm_node), "scan")
     assert code == 2 and "keep_forever" in err
+
+
+def test_recover_records_what_it_did_in_the_change_history(capsys, kubeadm_node):
+    """The report's history holds the transaction a crash interrupted, closed by recover."""
+    from cis_tui.engine.history import read_history
+
+    _, txid, original = interrupted(kubeadm_node)
+    code, out, err = run_cli(capsys, "--root", str(kubeadm_node), "recover", "--yes")
+    assert code == 0, out + err
+    assert (kubeadm_node / APISERVER).read_bytes() == original
+    (record,) = [r for r in read_history(kubeadm_node / "var/lib/cis-tui") if r["txid"] == txid]
+    assert (record["kind"], record["outcome"]) == ("recover", "recovered")
+    assert "restored the original bytes" in record["message"]
+    code, out, _ = run_cli(capsys, "--root", str(kubeadm_node), "report", "--format", "markdown")
+    assert code == 0 and txid in out
