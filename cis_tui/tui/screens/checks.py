@@ -240,7 +240,8 @@ class ChecksScreen(Screen[None]):
         layout = self.cis_app.settings.layout
         current = self.table.current
         kept = self.persisted.get(current.id) if current is not None else None
-        self.query_one(CheckDetails).show(current, self.paths, layout, kept)
+        was = self.changed.get(current.id) if current is not None else None
+        self.query_one(CheckDetails).show(current, self.paths, layout, kept, was)
 
     @on(DataTable.RowHighlighted)
     def _highlighted(self) -> None:

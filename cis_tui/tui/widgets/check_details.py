@@ -22,9 +22,11 @@ def details_content(
     layout: Layout | None = None,
     width: int = 0,
     persisted: bool | None = None,
+    was: str | None = None,
 ) -> Content:
     """Everything an admin reads before selecting a check, as Content; with a `width`, wrapped
-    values continue under their value, not under the label."""
+    values continue under their value, not under the label. `was`: the check's status in the
+    scan saved before this session, when it differs."""
 
     def _row(label: str, text: str, style: str = "") -> Content:
         value = Content.styled(text, style) if style else Content(text)
@@ -55,6 +57,10 @@ def details_content(
     if result.disagreement:
         lines.append(_row("disagreement", paths.show(result.disagreement), "$text-warning"))
     lines.append(_row("reason", paths.show(result.reason)))
+    if was is not None:
+        lines.append(
+            _row("changed", f"was {was} in the last scan saved before this session", "bold")
+        )
     if persisted is False:
         text = (
             "kubeadm upgrade will revert this: it is only in the node's files "
@@ -96,7 +102,9 @@ class CheckDetails(VerticalScroll):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.can_focus = True
-        self._shown: tuple[Result | None, NodePaths, Layout | None, bool | None] | None = None
+        self._shown: (
+            tuple[Result | None, NodePaths, Layout | None, bool | None, str | None] | None
+        ) = None
 
     def compose(self) -> ComposeResult:
         yield Static(Content.styled("scanning the node…", "$text-muted"), id="details-text")
@@ -107,8 +115,9 @@ class CheckDetails(VerticalScroll):
         paths: NodePaths,
         layout: Layout | None = None,
         persisted: bool | None = None,
+        was: str | None = None,
     ) -> None:
-        self._shown = (result, paths, layout, persisted)
+        self._shown = (result, paths, layout, persisted, was)
         text = self.query_one("#details-text", Static)
         if result is None:
             text.update(Content.styled("no check matches the filters", "$text-muted"))
@@ -117,7 +126,7 @@ class CheckDetails(VerticalScroll):
             # stable): wrapping must not depend on whether the wrapped text needs a scrollbar.
             outer = self.size.width or self.app.size.width
             width = outer - 2 - self.styles.scrollbar_size_vertical
-            text.update(details_content(result, paths, layout, width, persisted))
+            text.update(details_content(result, paths, layout, width, persisted, was))
         self.scroll_home(animate=False)
 
     def on_resize(self) -> None:
