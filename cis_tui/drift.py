@@ -16,6 +16,7 @@ from typing import Any
 
 from cis_tui.audit.evaluate import Result, Status
 from cis_tui.errors import UserError
+from cis_tui.userfiles import load_json
 
 _FAILING = {Status.FAIL.value, Status.WARN.value, Status.ERROR.value}
 _STATUSES = {s.value for s in Status}
@@ -119,20 +120,7 @@ def parse_baseline(doc: Any, path: Path) -> Baseline:
 
 
 def load_baseline(path: Path) -> Baseline:
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(_LIMIT + 1)
-    except FileNotFoundError:
-        raise UserError("baseline not found", path) from None
-    except OSError as exc:
-        raise UserError(f"cannot read the baseline: {exc.strerror}", path) from None
-    if len(raw) > _LIMIT:
-        raise UserError("baseline is too large to be a scan document", path)
-    try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise UserError(f"baseline is not JSON: {exc}", path) from None
-    return parse_baseline(doc, path)
+    return parse_baseline(load_json(path, "baseline", _LIMIT), path)
 
 
 def _details(old: Entry, new: Result) -> tuple[str, ...]:

@@ -28,6 +28,7 @@ import platformdirs
 
 from cis_tui.errors import UserError
 from cis_tui.keymap import key_problem, key_string
+from cis_tui.userfiles import read_bounded
 from cis_tui.waivers import Waiver, parse_waivers
 
 if sys.version_info >= (3, 11):
@@ -38,6 +39,8 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 APP_NAME = "cis-tui"
 CONFIG_ENV = "CIS_TUI_CONFIG"
 STATE_ENV = "CIS_TUI_STATE_DIR"
+#: A config file is a few KB; past this it is not one.
+_CONFIG_LIMIT = 1 << 20
 
 #: Control-plane components that run as static pods, in the engine's transaction order.
 STATIC_COMPONENTS: tuple[str, ...] = (
@@ -299,12 +302,7 @@ def default_config_path() -> Path:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError("config file not found", path) from None
-    except OSError as exc:
-        raise UserError(f"cannot read config file: {exc.strerror}", path) from None
+    raw = read_bounded(path, "config file", _CONFIG_LIMIT)
     try:
         return tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:

@@ -7,7 +7,6 @@ trusted only when the report is of the same benchmark version.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 from cis_tui.audit.evaluate import Result, Status, describe_test
 from cis_tui.benchmarks.catalog import Catalog, Check
 from cis_tui.errors import UserError
+from cis_tui.userfiles import load_json
 
 _COMPONENT_WORDS = (
     ("kube-apiserver", "kube-apiserver"),
@@ -68,23 +68,7 @@ MAX_REPORT_BYTES = 16 << 20
 
 
 def _load(path: Path) -> list[dict[str, Any]]:
-    try:
-        with path.open("rb") as fh:
-            data = fh.read(MAX_REPORT_BYTES + 1)
-    except FileNotFoundError:
-        raise UserError("kube-bench report not found", path) from None
-    except OSError as exc:
-        raise UserError(f"cannot read kube-bench report: {exc.strerror or exc}", path) from None
-    if len(data) > MAX_REPORT_BYTES:
-        raise UserError(f"kube-bench report is larger than {MAX_REPORT_BYTES} bytes", path)
-    try:
-        doc = json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise UserError("kube-bench report is not UTF-8 text", path) from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"not JSON (line {exc.lineno}): {exc.msg}", path) from None
-    except RecursionError:
-        raise UserError("kube-bench report is nested too deeply", path) from None
+    doc = load_json(path, "kube-bench report", MAX_REPORT_BYTES)
     controls = doc.get("Controls") if isinstance(doc, dict) else doc
     if not isinstance(controls, list) or not all(isinstance(c, dict) for c in controls):
         raise UserError("not a kube-bench --json report (no Controls list)", path)

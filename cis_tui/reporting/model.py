@@ -8,7 +8,6 @@ directory and the fleet file are checked field by field: a tampered or foreign v
 from __future__ import annotations
 
 import datetime as dt
-import json
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,9 +18,13 @@ from cis_tui.audit.evaluate import Result, Status
 from cis_tui.drift import Entry, parse_baseline
 from cis_tui.errors import UserError
 from cis_tui.report import Scan
+from cis_tui.userfiles import load_json
 from cis_tui.waivers import EXPIRY_WARNING_DAYS, Waiver
 
 #: CIS Kubernetes Benchmark section titles (the catalog only numbers them).
+#: A fleet of a thousand nodes' scans is ~100 MB; past this it is not one.
+_FLEET_LIMIT = 256 << 20
+
 SECTION_TITLES = {
     "1": "Control plane components",
     "1.1": "Control plane node configuration files",
@@ -406,14 +409,4 @@ def parse_fleet(doc: Any, path: Path, now: dt.datetime | None = None) -> FleetRe
 
 
 def load_fleet(path: Path, now: dt.datetime | None = None) -> FleetReport:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError("fleet file not found", path) from None
-    except OSError as exc:
-        raise UserError(f"cannot read the fleet file: {exc.strerror}", path) from None
-    try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise UserError(f"fleet file is not JSON: {exc}", path) from None
-    return parse_fleet(doc, path, now)
+    return parse_fleet(load_json(path, "fleet file", _FLEET_LIMIT), path, now)

@@ -73,7 +73,7 @@ def test_legacy_bare_array_report(capsys):
 @pytest.mark.parametrize(
     ("content", "problem"),
     [
-        ("{not json", "not JSON (line 1)"),
+        ("{not json", "kube-bench report is not JSON (line 1)"),
         ('{"Totals": {}}', "not a kube-bench --json report"),
         ("[1, 2]", "not a kube-bench --json report"),
     ],
