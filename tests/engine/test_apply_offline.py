@@ -161,24 +161,12 @@ def test_nothing_to_recover(capsys, kubeadm_node):
 
 def test_recover_restores_an_interrupted_write(capsys, kubeadm_node):
     """A crash after the write and before the commit leaves the journal open."""
-    from cis_tui.engine.backups import BackupStore
-    from cis_tui.engine.journal import Journal
     from cis_tui.layout import load_settings
+    from tests.crashstate import interrupted_write
 
     settings = load_settings(root=kubeadm_node)
+    journal, _, original = interrupted_write(settings, "kube-scheduler", ("1.4.1",), "writing")
     manifest = settings.layout.manifest("kube-scheduler")
-    original = manifest.read_bytes()
-    store = BackupStore(settings.state_dir, settings.layout)
-    backup = store.create_file_backup(manifest, "kube-scheduler", ("1.4.1",), {})
-    journal = Journal(settings.state_dir)
-    txid = journal.new_txid()
-    journal.record(
-        txid, "intent", backup_id=backup.id, path=str(manifest), component="kube-scheduler", pid=1
-    )
-    journal.record(txid, "writing")
-    manifest.write_bytes(
-        original.replace(b"kube-scheduler\n", b"kube-scheduler\n    - --profiling=false\n", 1)
-    )
     code, out, _ = run_cli(capsys, "--root", str(kubeadm_node), "recover", "--yes")
     assert code == 0, out
     assert "recovered" in out and "restored the original bytes" in out

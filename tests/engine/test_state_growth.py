@@ -17,6 +17,7 @@ from cis_tui.engine.faults import CRASH_ENV
 from cis_tui.engine.journal import Journal
 from cis_tui.layout import EventLogSettings, RetentionSettings, load_settings
 from tests.conftest import run_cli
+from tests.crashstate import interrupted_write
 
 SCHEDULER = "etc/kubernetes/manifests/kube-scheduler.yaml"
 APISERVER = "etc/kubernetes/manifests/kube-apiserver.yaml"
@@ -29,19 +30,7 @@ def apply(capsys, root: Path, *ids: str) -> tuple[int, str, str]:
 
 def interrupted(root: Path) -> tuple[Journal, str, bytes]:
     """What a kill -9 right after writing the API server manifest leaves behind."""
-    settings = load_settings(root=root)
-    path = root / APISERVER
-    original = path.read_bytes()
-    store = BackupStore(settings.state_dir, settings.layout)
-    backup = store.create_file_backup(path, "kube-apiserver", ("1.2.15",), {})
-    journal = Journal(settings.state_dir)
-    txid = journal.new_txid()
-    journal.record(
-        txid, "intent", backup_id=backup.id, path=str(path), component="kube-apiserver", pid=1
-    )
-    journal.record(txid, "written")
-    path.write_text(path.read_text().replace("- kube-apiserver\n", "- kube-apiserver\n    - --x\n"))
-    return journal, txid, original
+    return interrupted_write(load_settings(root=root), "kube-apiserver", ("1.2.15",))
 
 
 def dead_pid() -> int:

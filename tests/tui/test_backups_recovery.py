@@ -6,7 +6,6 @@ import json
 import os
 
 from cis_tui.benchmarks.catalog import load_catalog
-from cis_tui.engine.backups import BackupStore
 from cis_tui.engine.journal import Journal
 from cis_tui.engine.transaction import Engine
 from cis_tui.remediate.plan import build_plan
@@ -16,6 +15,7 @@ from cis_tui.tui.screens.prompt import NumberPrompt
 from cis_tui.tui.screens.recovery import RecoveryScreen
 from cis_tui.tui.widgets.backup_table import BackupTable
 from cis_tui.tui.widgets.diff_view import DiffView
+from tests.crashstate import interrupted_write
 from tests.tui.conftest import backups_of, press_into, screen_text, settle, wait_until
 
 SCHEDULER = "etc/kubernetes/manifests/kube-scheduler.yaml"
@@ -92,25 +92,7 @@ async def test_prune_asks_how_many_to_keep(make_app, offline_settings):
 
 def interrupted_transaction(settings, tree) -> bytes:
     """What a `kill -9` right after the write leaves: a journal intent and a changed file."""
-    path = tree / APISERVER
-    original = path.read_bytes()
-    store = BackupStore(settings.state_dir, settings.layout)
-    backup = store.create_file_backup(path, "kube-apiserver", ("1.2.15",), {})
-    journal = Journal(settings.state_dir)
-    txid = journal.new_txid()
-    journal.record(
-        txid,
-        "intent",
-        backup_id=backup.id,
-        path=str(path),
-        component="kube-apiserver",
-        pid=os.getpid(),
-        checks=["1.2.15"],
-    )
-    journal.record(txid, "writing")
-    path.write_text(path.read_text().replace("- kube-apiserver\n", "- kube-apiserver\n    - --x\n"))
-    journal.record(txid, "written")
-    return original
+    return interrupted_write(settings, "kube-apiserver", ("1.2.15",))[2]
 
 
 async def test_recovery_dialog_recovers(make_app, tree, offline_settings):
