@@ -30,6 +30,14 @@ from cis_tui.sandbox.settings import Fault, update_sandbox_settings
 FAST_READY: Mapping[str, float] = {c: 0.05 for c in COMPONENTS}
 #: Short crash-loop back-off for tests (the defaults are 1 s doubling up to 10 s).
 FAST_AGENT: Mapping[str, Any] = {"backoff_initial_seconds": 0.2, "backoff_max_seconds": 1.0}
+#: A [health] table for configs of e2e runs: a short stability window, fast polling.
+FAST_HEALTH = """
+[health]
+stable_successes = 2
+stable_seconds = 0.3
+poll_initial = 0.05
+poll_max = 0.2
+"""
 
 needs_etcd = pytest.mark.skipif(
     shutil.which("etcd") is None,

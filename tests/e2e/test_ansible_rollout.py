@@ -22,18 +22,11 @@ import pytest
 
 from cis_tui.sandbox.harness import SandboxRun
 from cis_tui.sandbox.settings import Fault
-from tests.e2e.conftest import SandboxFactory, sandbox_factory  # noqa: F401
+from tests.e2e.conftest import FAST_HEALTH, SandboxFactory, sandbox_factory  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOK = REPO / "ansible" / "rollout.yml"
 ENC = "etc/kubernetes/enc/encryption-config.yaml"
-FAST_HEALTH = """
-[health]
-stable_successes = 2
-stable_seconds = 0.3
-poll_initial = 0.05
-poll_max = 0.2
-"""
 
 
 def _ansible_playbook() -> str | None:

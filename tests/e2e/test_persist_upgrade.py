@@ -13,16 +13,9 @@ from pathlib import Path
 from cis_tui.audit.node import parse_manifest
 from cis_tui.sandbox import events as ev
 from cis_tui.sandbox.upgrade import upgrade_sandbox
-from tests.e2e.conftest import SandboxFactory, needs_etcd, sandbox_factory  # noqa: F401
+from tests.e2e.conftest import FAST_HEALTH, SandboxFactory, needs_etcd, sandbox_factory  # noqa: F401
 
 FIXES = ("1.2.15", "1.2.16", "4.2.14")
-FAST_HEALTH = """
-[health]
-stable_successes = 2
-stable_seconds = 0.3
-poll_initial = 0.05
-poll_max = 0.2
-"""
 
 
 def cis_tui(config: Path, *args: str) -> subprocess.CompletedProcess:
