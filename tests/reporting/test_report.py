@@ -44,16 +44,22 @@ def plant_hostile_comment(root: Path) -> None:
     path.write_text(text.replace(anchor, anchor + HOSTILE, 1))
 
 
+def hostile_report(capsys, root: Path, tmp_path: Path) -> Path:
+    """The HTML report of *root* after a planted hostile comment and an applied fix."""
+    plant_hostile_comment(root)
+    assert apply_offline(root, "1.4.1") == 0
+    out = tmp_path / "report.html"
+    code, _out, err = run_cli(capsys, "--root", str(root), "report", "--output", str(out))
+    assert code == 0, err
+    return out
+
+
 def all_ids(root: Path) -> list[str]:
     return [c.id for c in load_catalog("cis-2.0").checks]
 
 
 def test_html_report_is_self_contained_and_escapes_the_node(capsys, kubeadm_node, tmp_path):
-    plant_hostile_comment(kubeadm_node)
-    assert apply_offline(kubeadm_node, "1.4.1") == 0
-    out = tmp_path / "report.html"
-    code, _out, err = run_cli(capsys, "--root", str(kubeadm_node), "report", "--output", str(out))
-    assert code == 0, err
+    out = hostile_report(capsys, kubeadm_node, tmp_path)
     assert os.stat(out).st_mode & 0o777 == 0o600
     document = out.read_text()
     text = check_html(document)  # well-formed, no script, nothing fetched
@@ -146,11 +152,7 @@ def chromium() -> str | None:
     reason="no chromium binary (Debian: apt-get install chromium; .ci/run installs it)",
 )
 def test_chromium_renders_every_check(capsys, kubeadm_node, tmp_path):
-    plant_hostile_comment(kubeadm_node)
-    assert apply_offline(kubeadm_node, "1.4.1") == 0
-    out = tmp_path / "report.html"
-    code, _out, err = run_cli(capsys, "--root", str(kubeadm_node), "report", "--output", str(out))
-    assert code == 0, err
+    out = hostile_report(capsys, kubeadm_node, tmp_path)
     out.chmod(0o644)  # chromium may run its renderer as another user
     profile = tempfile.mkdtemp(dir=tmp_path)
     done = subprocess.run(
