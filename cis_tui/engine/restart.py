@@ -93,9 +93,13 @@ async def run_restart_command(command: tuple[str, ...], timeout: float) -> str |
     return None
 
 
-def pid_alive(pid: int) -> bool:
+def pid_alive(pid: int, create_time: float | None = None) -> bool:
+    """Whether `pid` still runs (and, given its start time, is still that process: a PID the
+    kernel handed to a new process after the watched one died is not it)."""
     try:
         proc = psutil.Process(pid)
+        if create_time is not None and abs(proc.create_time() - create_time) > 0.01:
+            return False
         return proc.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False

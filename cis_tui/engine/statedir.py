@@ -76,7 +76,12 @@ def check_trusted(path: Path, name: str = "state directory") -> None:
 
 
 def ensure_state_dir(path: Path) -> Path:
-    """The trusted state directory, created 0700 if missing; returns its real path."""
+    """The trusted state directory, created 0700 if missing; returns its real path.
+
+    A state directory named through a symlink keeps its target's mode (never a chmod through a
+    link: the link may point at a directory that is not cis-tui's alone); what cis-tui puts in
+    it is private (0700 directories, 0600 files) either way.
+    """
     check_trusted(path)
     real = Path(os.path.realpath(path))
     for part in _chain(real):
@@ -84,7 +89,7 @@ def ensure_state_dir(path: Path) -> Path:
             continue
         _mkdir(part, 0o700 if part == real else 0o755)  # a racing creator is judged below
     check_trusted(real)
-    private_dir(real)
+    private_dir(real, chmod=not os.path.islink(path))
     return real
 
 
@@ -97,8 +102,9 @@ def _mkdir(path: Path, mode: int) -> None:
         raise UserError(f"cannot create the directory: {exc.strerror}", path) from None
 
 
-def private_dir(path: Path) -> Path:
-    """A 0700 directory owned by us, never through a symlink (created if missing)."""
+def private_dir(path: Path, chmod: bool = True) -> Path:
+    """A 0700 directory owned by us, never through a symlink (created if missing; an existing
+    one is made 0700 unless `chmod` is False)."""
     _mkdir(path, 0o700)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW)
@@ -109,7 +115,7 @@ def private_dir(path: Path) -> Path:
         st = os.fstat(fd)
         if st.st_uid not in (0, os.geteuid()):
             raise UserError(f"is owned by uid {st.st_uid}, not by {_who()}; refusing", path)
-        if st.st_mode & 0o077:
+        if chmod and st.st_mode & 0o077:
             os.fchmod(fd, 0o700)
     finally:
         os.close(fd)

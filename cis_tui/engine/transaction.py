@@ -102,6 +102,7 @@ class _Tx:
     old_process: LiveProcess | None = None
     old_healthy: bool | None = None
     new_pid: int | None = None
+    new_started: float | None = None  # the watched PID's start time: a reused PID is not it
     created: list[str] = field(default_factory=list)
     new_sha256: str = ""  # of the bytes this transaction writes
     audit_summary: str = ""
@@ -517,7 +518,7 @@ class Engine:
         if evidence.process is None:
             self._step(tx, Step.RESTART_EVIDENCE, False, evidence.message)
             raise _Failed(evidence.message)
-        tx.new_pid = evidence.process.pid
+        tx.new_pid, tx.new_started = evidence.process.pid, evidence.process.create_time
         self._step(tx, Step.RESTART_EVIDENCE, True, evidence.message)
         self.emit(
             Event(
@@ -564,12 +565,13 @@ class Engine:
         health = self.settings.health
         prober = Prober(self.settings.layout.ca_cert)
         window, window_source = stability_window(health, comp, endpoints)
-        watched = tx.new_pid  # never another process: what replaces it is unproven
+        # Never another process (what replaces it is unproven), nor one that reuses its PID.
+        watched, watched_started = tx.new_pid, tx.new_started
 
         async def alive() -> str | None:
             if watched is None:
                 return f"no {comp} process to watch"
-            if not await asyncio.to_thread(pid_alive, watched):
+            if not await asyncio.to_thread(pid_alive, watched, watched_started):
                 message = f"{comp} PID {watched} exited"
                 self._step(tx, Step.HEALTH, False, message)
                 raise _Failed(message)
@@ -673,17 +675,17 @@ class Engine:
             )
         except (OSError, InputError):
             return
-        saved = tx.new_pid
+        saved = tx.new_pid, tx.new_started
         proc = await find_process(
             "kube-apiserver", self.settings.process_root, identity=self.settings.identity
         )
-        tx.new_pid = proc.pid if proc else None
+        tx.new_pid, tx.new_started = (proc.pid, proc.create_time) if proc else (None, None)
         try:
             await self._gate(
                 tx, manifest_endpoints(manifest), started, timeout, None, component="kube-apiserver"
             )
         finally:
-            tx.new_pid = saved
+            tx.new_pid, tx.new_started = saved
 
     async def _audit(self, tx: _Tx) -> None:
         file = tx.file
@@ -813,7 +815,7 @@ class Engine:
         )
         if evidence.process is None:
             return evidence.message
-        tx.new_pid = evidence.process.pid
+        tx.new_pid, tx.new_started = evidence.process.pid, evidence.process.create_time
         # A rollback runs to its end: a cancel (a second ctrl+c, a signal) is not heard here.
         self._rolling_back = True
         try:

@@ -161,6 +161,22 @@ def test_a_trusted_symlink_to_a_trusted_state_dir_works(capsys, kubeadm_node, tm
     assert len(list((target / "backups").iterdir())) == 1
 
 
+def test_a_symlinked_state_dir_never_gets_its_target_chmodded(capsys, kubeadm_node, tmp_path):
+    """Root's own link to a root-owned 0755 directory: the directory keeps its mode (it may
+    not be cis-tui's alone); what cis-tui keeps in it is private anyway."""
+    target = tmp_path / "shared"
+    target.mkdir()
+    target.chmod(0o755)
+    link = tmp_path / "state-link"
+    link.symlink_to(target)
+    code, _, err = apply(capsys, kubeadm_node, "--state-dir", str(link), "1.2.15")
+    assert code == 0, err
+    assert target.stat().st_mode & 0o777 == 0o755
+    assert (target / "backups").stat().st_mode & 0o777 == 0o700
+    for name in ("lock", "journal.jsonl", "history.jsonl"):
+        assert (target / name).stat().st_mode & 0o777 == 0o600, name
+
+
 @pytest.mark.parametrize(
     ("where", "mode"),
     [("state", 0o770), ("state", 0o707), ("parent", 0o777), ("parent", 0o775)],
@@ -320,6 +336,61 @@ def test_a_companion_directory_leading_out_of_root_is_refused(capsys, kubeadm_no
     one_line_error(err, "leads out of the --root tree")
     assert list(outside.iterdir()) == []
     assert tree_bytes(kubeadm_node / "etc/kubernetes/manifests") == before
+
+
+def _link_out(root: Path, relative: str, outside: Path) -> None:
+    """Move `relative` out of the tree to `outside` and leave an absolute symlink to it."""
+    inside = root / relative
+    inside.rename(outside)
+    inside.symlink_to(outside)
+
+
+_APISERVER_CONFIGS = {
+    "encryption-config": (
+        "--encryption-provider-config",
+        "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n"
+        "- resources: [secrets]\n  providers:\n  - identity: {}\n",
+    ),
+    "authentication-config": (
+        "--authentication-config",
+        "apiVersion: apiserver.config.k8s.io/v1\nkind: AuthenticationConfiguration\n"
+        "anonymous:\n  enabled: true\n",
+    ),
+}
+
+
+def _apiserver_config_out(root: Path, outside: Path, what: str) -> None:
+    """The API server's manifest names a config file in a directory linked out of the tree."""
+    flag, text = _APISERVER_CONFIGS[what]
+    outside.mkdir()
+    (outside / "config.yaml").write_text(text)
+    (root / "etc/kubernetes/linked").symlink_to(outside)
+    manifest = root / APISERVER
+    line = f"    - {flag}=/etc/kubernetes/linked/config.yaml\n"
+    manifest.write_text(
+        manifest.read_text().replace("    - --etcd-servers", line + "    - --etcd-servers", 1)
+    )
+
+
+@pytest.mark.parametrize(
+    "what",
+    ["pki", "kubelet-drop-in", "admin-kubeconfig", "encryption-config", "authentication-config"],
+)
+def test_scan_reads_nothing_through_a_link_out_of_root(capsys, kubeadm_node, tmp_path, what):
+    """A scan of a --root tree judges the tree: the host's PKI modes, kubelet drop-in or the
+    API server's config files, reached through a link, are refused (exit 2), not reported."""
+    outside = tmp_path / "host"
+    if what == "pki":
+        _link_out(kubeadm_node, "etc/kubernetes/pki", outside)
+    elif what == "kubelet-drop-in":
+        _link_out(kubeadm_node, "etc/systemd/system/kubelet.service.d", outside)
+    elif what == "admin-kubeconfig":
+        _link_out(kubeadm_node, "etc/kubernetes/admin.conf", outside)
+    else:
+        _apiserver_config_out(kubeadm_node, outside, what)
+    code, out, err = run_cli(capsys, "--root", str(kubeadm_node), "scan")
+    assert code == 2, out
+    one_line_error(err, "leads out of the --root tree", str(outside))
 
 
 def test_a_state_dir_leading_out_of_root_is_refused(capsys, kubeadm_node, tmp_path):

@@ -21,7 +21,7 @@ import psutil
 import pytest
 
 from cis_tui.audit.processes import find_processes, listens_on, scan_processes
-from cis_tui.engine.restart import port_problem, wait_for_process
+from cis_tui.engine.restart import pid_alive, port_problem, wait_for_process
 from cis_tui.layout import ProcessIdentity, load_settings
 from tests.conftest import run_cli
 from tests.hostile import Attacker
@@ -264,3 +264,16 @@ def test_an_interpreted_component_is_found_only_when_started_like_one(tmp_path, 
     assert psutil.Process(found["kube-scheduler"].pid).ppid() == parent.pid
     scan = scan_processes(["kube-scheduler"], tmp_path, identity=ME)
     assert scan.ignored == ()  # the other one was never a candidate
+
+
+def test_a_reused_pid_is_not_the_watched_process(tmp_path, spawn):
+    """The gate watches one process: if it dies and the kernel hands its PID to another, the
+    watched one is gone (its start time no longer matches), not alive again."""
+    proc = spawn([SLEEP, "60"], tmp_path)
+    started = psutil.Process(proc.pid).create_time()
+    assert pid_alive(proc.pid, started)
+    # The same PID seen with another start time: what a reuse of the PID looks like.
+    assert not pid_alive(proc.pid, started - 5.0)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not pid_alive(proc.pid, started)
