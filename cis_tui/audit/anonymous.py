@@ -58,7 +58,7 @@ def parse_anonymous_section(data: Any) -> AnonymousSection | None:
 
 def read_anonymous_section(snap: NodeSnapshot, node_path: str) -> AnonymousSection | None:
     """The `anonymous` section of the file `--authentication-config` names (InputError)."""
-    path = snap.layout.host_path(node_path)
+    path = snap.layout.confined(snap.layout.host_path(node_path))
     what = "authentication configuration"
     data = load_yaml_document(read_text_file(path, what), path, what)
     try:

@@ -23,6 +23,7 @@ from cis_tui.audit.effective import (
     kubelet_default,
 )
 from cis_tui.audit.flags import (
+    ENABLE_ADMISSION,
     LEGACY_ADMISSION,
     legacy_admission_test,
     parse_bool,
@@ -32,7 +33,7 @@ from cis_tui.audit.flags import (
     split_map,
 )
 from cis_tui.audit.node import InputError, NodeSnapshot, load_yaml_document, read_text_file
-from cis_tui.audit.versions import Version, default_at, flag_at, not_applicable
+from cis_tui.audit.versions import Version, default_at, flag_at, missing, not_applicable
 from cis_tui.benchmarks.catalog import Catalog, Check, FlagTest
 from cis_tui.waivers import WaiverMark
 
@@ -175,6 +176,8 @@ def describe_test(test: FlagTest) -> str:
 #: flag; the evidence says so (k8s-versions.md: the kubelet's rotateCertificates defaults to
 #: false; --bind-address: cis_tui.audit.listeners).
 _KUBE_BENCH_PASSES_ABSENT = {("kubelet", "--rotate-certificates")}
+#: --admission-control's default before v1.10 (kube-apiserver reference: "default [AlwaysAdmit]").
+LEGACY_ADMISSION_DEFAULT = "AlwaysAdmit"
 
 
 class _FlagSource:
@@ -227,13 +230,19 @@ class _FlagSource:
         return value if value is not None else self.env.get(etcd_env_name(flag))
 
     def _legacy_admission(self, test: FlagTest) -> tuple[FlagTest, str]:
-        """An admission plugin test as the legacy --admission-control list answers it."""
-        if self.component != "kube-apiserver" or LEGACY_ADMISSION not in self.flags:
+        """An admission plugin test as the legacy --admission-control list answers it: when
+        given, or on a version that has no other list (then its default, [AlwaysAdmit])."""
+        if self.component != "kube-apiserver":
+            return test, ""
+        only_legacy = missing("flag", self.component, ENABLE_ADMISSION, self.version)
+        if LEGACY_ADMISSION not in self.flags and only_legacy is None:
             return test, ""
         swap = legacy_admission_test(test.flag, test.op)
         if swap is None:
             return test, ""
         legacy = dataclasses.replace(test, flag=swap[0], op=swap[1])
+        if LEGACY_ADMISSION not in self.flags:
+            return legacy, f"its default: {only_legacy}"
         return legacy, "the legacy list: a plugin it leaves out is off"
 
     def _legacy_flag(self, test: FlagTest) -> tuple[FlagTest, str]:
@@ -248,6 +257,8 @@ class _FlagSource:
         if not origin:
             test, origin = self._legacy_flag(test)
         value, label, decided = self.lookup(test)
+        if value is None and test.flag == LEGACY_ADMISSION:
+            value = LEGACY_ADMISSION_DEFAULT  # a version with no --enable-admission-plugins
         origin = origin or decided
         kube_bench = (self.component, test.flag) in _KUBE_BENCH_PASSES_ABSENT
         if value is None and test.key and not test.config:
@@ -511,7 +522,7 @@ def _evaluate_encryption(check: Check, snap: NodeSnapshot) -> Result:
         return Result(
             check, _failing(check), expected, f"no {flag}", None, f"kube-apiserver has no {flag}"
         )
-    path = snap.layout.host_path(config)
+    path = snap.layout.confined(snap.layout.host_path(config))
     try:
         doc = load_yaml_document(
             read_text_file(path, "encryption config"), path, "encryption config"

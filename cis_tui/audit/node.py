@@ -9,7 +9,6 @@ import functools
 import grp
 import os
 import pwd
-import shlex
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -22,6 +21,7 @@ from cis_tui.audit.effective import (
     etcd_config_named,
 )
 from cis_tui.audit.flags import ParsedArgs, parse_args
+from cis_tui.audit.kubeletunit import kubelet_unit_args
 from cis_tui.audit.podspec import refusals
 from cis_tui.audit.processes import IgnoredProcess, LiveProcess, scan_processes
 from cis_tui.audit.strays import StrayFile, find_strays, refused_pod
@@ -298,25 +298,17 @@ def read_kubelet_config(path: Path) -> dict[str, Any]:
 
 
 def read_kubelet_file_args(layout: Layout) -> tuple[str, ...]:
-    """The kubelet arguments kubeadm configures on disk: the drop-in and kubeadm-flags.env."""
-    args: list[str] = []
-    for source in (layout.kubelet_service, layout.kubelet_flags_env):
+    """The kubelet arguments configured on disk: kubelet.service, its drop-ins and the
+    environment files they name (kubeadm-flags.env, /etc/default/kubelet), as systemd reads them."""
+
+    def read(path: Path) -> str | None:
         try:
-            with source.open("rb") as fh:
-                text = fh.read(MAX_FILE_BYTES).decode("utf-8", errors="replace")
+            with layout.confined(path).open("rb") as fh:
+                return fh.read(MAX_FILE_BYTES).decode("utf-8", errors="replace")
         except OSError:
-            continue
-        for raw in text.splitlines():
-            line = raw.strip()
-            if line.startswith("Environment="):
-                line = line[len("Environment=") :].strip().strip('"')
-            key, sep, value = line.partition("=")
-            if sep and key.startswith("KUBELET_") and key.endswith("_ARGS"):
-                try:
-                    args.extend(shlex.split(value.strip().strip('"')))
-                except ValueError:
-                    continue
-    return tuple(args)
+            return None
+
+    return kubelet_unit_args(layout, read)
 
 
 _owner_cache: dict[tuple[int, int], str] = {}
@@ -519,7 +511,8 @@ class NodeSnapshot:
             candidates = [p for p in _walk(lay.pki_dir, False) if p.name.endswith(suffix)]
         else:
             raise ValueError(f"unknown target {target}")
-        return [p for p in candidates if os.path.lexists(p)]
+        # Under --root, a file reached through a link out of the tree is the host's: exit 2.
+        return [lay.confined(p) for p in candidates if os.path.lexists(p)]
 
     def _kubelet_client_ca(self) -> Path:
         for live in (True, False):
@@ -715,6 +708,7 @@ def take_snapshot(settings: Settings, live: bool | None = None) -> NodeSnapshot:
         layout.manifests_dir,
         *(layout.manifest(c) for c in STATIC_COMPONENTS),
         layout.kubelet_config,
+        layout.pki_dir,
     ):
         layout.confined(path)
     snap = NodeSnapshot(settings=settings, live=look_live)

@@ -168,6 +168,63 @@ def test_a_setting_a_drop_in_overrides_is_not_planned_in_the_config_file(kubeadm
     )
 
 
+# ---- the kubelet's command line as systemd starts it ----
+
+UNITS = "etc/systemd/system"
+MOVED_CONFIG = "/etc/kubernetes/custom/kubelet.yaml"
+
+
+def move_kubelet_config(root: Path) -> None:
+    """The kubeadm kubelet config moved away from /var/lib/kubelet/config.yaml."""
+    target = root / MOVED_CONFIG.lstrip("/")
+    target.parent.mkdir(parents=True)
+    (root / "var/lib/kubelet/config.yaml").rename(target)
+
+
+def test_etc_default_kubelet_named_by_kubeadms_drop_in_sets_the_config(kubeadm_node):
+    """kubeadm's drop-in reads KUBELET_EXTRA_ARGS from /etc/default/kubelet, and the last
+    --config on the command line wins: the kubelet reads the moved file, whose defaults pass."""
+    move_kubelet_config(kubeadm_node)
+    write(
+        kubeadm_node / "etc/default/kubelet", f"KUBELET_EXTRA_ARGS=--config={MOVED_CONFIG}\n", 0o644
+    )
+    got = verdicts(kubeadm_node, "4.1.9", "4.2.1", "4.2.2")
+    assert got["4.1.9"].status is Status.FAIL  # kubeadm's 644, judged at the moved path
+    assert MOVED_CONFIG in got["4.1.9"].reason
+    assert got["4.2.1"].status is Status.PASS and got["4.2.2"].status is Status.PASS
+
+
+def test_a_later_systemd_drop_in_overrides_kubeadms_variable(kubeadm_node):
+    """systemd reads every *.conf of kubelet.service.d in name order: 20-custom.conf's
+    KUBELET_CONFIG_ARGS replaces the one 10-kubeadm.conf sets."""
+    move_kubelet_config(kubeadm_node)
+    write(
+        kubeadm_node / UNITS / "kubelet.service.d/20-custom.conf",
+        f'[Service]\nEnvironment="KUBELET_CONFIG_ARGS=--config={MOVED_CONFIG}"\n',
+        0o644,
+    )
+    got = verdicts(kubeadm_node, "4.2.1", "4.2.2")
+    assert got["4.2.1"].status is Status.PASS and got["4.2.2"].status is Status.PASS
+
+
+def test_the_unit_files_exec_start_names_the_config(kubeadm_node):
+    """A hand-built node (kubernetes-the-hard-way): no drop-in, the flags in kubelet.service."""
+    move_kubelet_config(kubeadm_node)
+    (kubeadm_node / UNITS / "kubelet.service.d/10-kubeadm.conf").unlink()
+    (kubeadm_node / FLAGS_ENV).unlink()
+    write(
+        kubeadm_node / "usr/lib/systemd/system/kubelet.service",
+        "[Unit]\nDescription=Kubernetes Kubelet\n\n[Service]\n"
+        f"ExecStart=/usr/local/bin/kubelet \\\n  --config={MOVED_CONFIG} \\\n"
+        "  --read-only-port=10255 \\\n  --v=2\nRestart=on-failure\n",
+        0o644,
+    )
+    got = verdicts(kubeadm_node, "4.2.1", "4.2.4")
+    assert got["4.2.1"].status is Status.PASS  # the file's default
+    assert got["4.2.4"].status is Status.WARN  # a manual check: the unit's flag wins
+    assert "--read-only-port=10255" in got["4.2.4"].reason
+
+
 # ---- etcd: --config-file ----
 
 ETCD_CONFIG = """name: cp-1
@@ -306,6 +363,21 @@ def test_the_legacy_admission_control_is_the_enabled_list(kubeadm_node, plugins,
     assert {i: r.status.value for i, r in got.items()} == expected
     assert got["1.2.12"].file_value == (
         f"--admission-control={plugins} (the legacy list: a plugin it leaves out is off)"
+    )
+
+
+def test_before_1_10_an_absent_admission_control_runs_only_always_admit(kubeadm_node):
+    """Before v1.10 there is no --enable-admission-plugins and --admission-control defaults to
+    [AlwaysAdmit] (the v1.9 kube-apiserver reference): ServiceAccount, NamespaceLifecycle and
+    NodeRestriction are off and AlwaysAdmit is on, whatever kube-bench's absent flag says."""
+    manifest = kubeadm_node / "etc/kubernetes/manifests/kube-apiserver.yaml"
+    text = manifest.read_text().replace("    - --enable-admission-plugins=NodeRestriction\n", "")
+    manifest.write_text(text.replace("kube-apiserver:v1.35.0", "kube-apiserver:v1.9.11"))
+    got = verdicts(kubeadm_node, "1.2.10", "1.2.12", "1.2.13", "1.2.14")
+    assert {i: r.status.value for i, r in got.items()} == dict.fromkeys(got, "FAIL")
+    assert got["1.2.10"].file_value == (
+        "--admission-control=AlwaysAdmit (its default: kube-apiserver v1.9.11 has no "
+        "--enable-admission-plugins (added in v1.10))"
     )
 
 
