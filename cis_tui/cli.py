@@ -487,6 +487,8 @@ def cmd_backups(args: argparse.Namespace) -> int:
                     for b in backups
                 ],
             )
+        for name, why in store.unreadable.items():
+            print(f"cis-tui: warning: backup {name} not listed: {why}", file=sys.stderr)
         return EXIT_OK
     if action == "prune":
         from cis_tui.engine.journal import Journal

@@ -200,6 +200,8 @@ class BackupStore:
         self.state_dir = state_dir
         self.root = state_dir / "backups"
         self.layout = layout
+        #: Backup directories whose metadata could not be read while listing: name -> why.
+        self.unreadable: dict[str, str] = {}
 
     def _ensure_root(self) -> None:
         ensure_state_dir(self.state_dir)
@@ -391,7 +393,7 @@ class BackupStore:
     def iter_newest(self, names: list[str] | None = None) -> Iterator[Backup]:
         """Backups newest first, reading metadata only as far as the caller goes: the names
         that share an id's second (and any that does not start with a time) are read and
-        ordered together. Unreadable ones are reported by `get`, skipped here."""
+        ordered together. Unreadable ones are skipped and kept in `unreadable`."""
         ordered = self.names() if names is None else names
         # Names without a time (not made by cis-tui) are rare: read them first and merge them
         # in where their metadata says they go.
@@ -413,8 +415,10 @@ class BackupStore:
         for name in names:
             try:
                 found.append(self._read(self.root / name))
-            except (UserError, OSError):
-                continue
+            except UserError as exc:
+                self.unreadable[name] = str(exc)
+            except OSError as exc:
+                self.unreadable[name] = f"{self.root / name}: {exc.strerror or exc}"
         return sorted(found, key=lambda b: b.order, reverse=True)
 
     def newest(self, count: int) -> list[Backup]:
@@ -422,7 +426,7 @@ class BackupStore:
         return list(itertools.islice(self.iter_newest(), count))
 
     def list(self) -> list[Backup]:
-        """Every backup, newest first; unreadable ones are reported by `get`, skipped here."""
+        """Every backup, newest first; unreadable ones are skipped and kept in `unreadable`."""
         return sorted(self.iter_newest(), key=lambda b: b.order, reverse=True)
 
     def get(self, backup_id: str) -> Backup:

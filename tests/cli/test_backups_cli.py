@@ -64,3 +64,17 @@ def test_prune_lists_what_goes_and_asks(capsys, kubeadm_node):
     )
     assert code == 0 and older in out and "Removed 1 backup(s)" in out
     assert _ids(capsys, kubeadm_node) == [newer]
+
+
+def test_list_says_which_backup_it_cannot_read(capsys, kubeadm_node):
+    """A backup whose metadata is corrupt is not dropped silently: list names it and why."""
+    _apply(capsys, kubeadm_node, "1.2.15")
+    _apply(capsys, kubeadm_node, "1.4.1")
+    broken, kept = _ids(capsys, kubeadm_node)
+    meta = kubeadm_node / "var/lib/cis-tui/backups" / broken / "meta.json"
+    meta.write_text("{not json")
+    code, out, err = run_cli(capsys, "--root", str(kubeadm_node), "backups", "list")
+    assert code == 0
+    assert kept in out and broken not in out
+    assert err.count("\n") == 1
+    assert f"backup {broken} not listed" in err and str(meta) in err

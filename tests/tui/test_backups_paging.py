@@ -63,3 +63,16 @@ async def test_a_closed_dialog_rebuilds_nothing(make_app, tree, offline_settings
         await wait_until(pilot, lambda: app.screen is screen, what="the backups again")
         await pilot.pause()
         assert table.backups[1].outcome == "restored" and len(table.backups) == 3
+
+
+async def test_an_unreadable_backup_is_counted_not_hidden(make_app, tree, offline_settings):
+    ids = make_backups(offline_settings, tree, 3)
+    meta = BackupStore(offline_settings.state_dir, offline_settings.layout).root / ids[1]
+    (meta / "meta.json").write_text("{not json")
+    app = make_app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        await press_into(pilot, "b", "BackupsScreen")
+        table = app.screen.query_one(BackupTable)
+        assert [b.id for b in table.backups] == [ids[0], ids[2]]
+        assert "1 unreadable, not shown" in screen_text(app)

@@ -82,6 +82,7 @@ class BackupsScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__(id="backups")
         self._pages: Iterator[Backup] | None = None
+        self._listing: BackupStore | None = None
         self._exhausted = False
         self._total = 0
         self._signature_seen: tuple[int, int] = (0, 0)
@@ -140,6 +141,7 @@ class BackupsScreen(Screen[None]):
         self._signature_seen = self._signature()
         self._total = len(names)
         self._pages = store.iter_newest(names)
+        self._listing = store  # collects the unreadable backups as the pages are read
         self._exhausted = False
         backups = self._take(max(count, PAGE))
         self._stamps = {b.id: self._meta_stamp(b) for b in backups}
@@ -189,8 +191,14 @@ class BackupsScreen(Screen[None]):
         where = self.cis_app.paths.show(str(self.store.root))
         count = f"{self._total} backup{'s' if self._total != 1 else ''}"
         more = "" if self._exhausted or shown >= self._total else f"; the newest {shown} shown"
+        bad = len(self._listing.unreadable) if self._listing is not None else 0
+        unreadable = (
+            (f"; {bad} unreadable, not shown (cis-tui backups list says why)", "$warning")
+            if bad
+            else ""
+        )
         self.query_one("#backups-summary", Static).update(
-            Content.assemble((count, "bold"), f" in {where}, newest first{more}")
+            Content.assemble((count, "bold"), f" in {where}, newest first{more}", unreadable)
         )
 
     def _scrolled(self, _old: float, new: float) -> None:
