@@ -31,7 +31,7 @@ from cis_tui.audit.flags import (
     split_map,
     validate_value,
 )
-from cis_tui.audit.versions import manifest_flag_table
+from cis_tui.audit.versions import Version, fact, flag_table_at, image_version, missing
 from cis_tui.remediate import yamltext as yt
 from cis_tui.remediate.yamltext import EditError
 
@@ -140,6 +140,8 @@ class _Pod:
     data: dict[str, Any]
     #: The flags of the version in the image tag.
     table: Mapping[str, FlagSpec]
+    #: That version (None without a usable tag: the newest flags are assumed).
+    version: Version | None
 
     def node(self, index: int) -> ScalarNode:
         key, item = self.slots[index]
@@ -385,7 +387,10 @@ class PodManifest(_Editor):
             return None
         spec = table.get(flag)
         if spec is None:
-            raise EditError(f"unknown flag {flag} for {self.component}")
+            # A flag of other versions says which version has it; one of none is unknown.
+            known = fact("flag", self.component, flag) is not None
+            why = missing("flag", self.component, flag, self._pod.version) if known else None
+            raise EditError(why or f"unknown flag {flag} for {self.component}")
         return spec
 
     def _validate(self, spec: FlagSpec | None, value: str) -> None:
@@ -711,12 +716,13 @@ def _parse_pod(text: str, component: str) -> _Pod:
         slots += [("args", i) for i in range(len(seqs["args"].value))]
     argv = [seqs[key].value[i].value for key, i in slots]
     image = yt.mapping_scalar(container, "image")
-    table = manifest_flag_table(component, image)
+    version = image_version(component, image) if image else None
+    table = flag_table_at(component, version)
     parsed = parse_args(component, argv, table)
     # Built from the tree already composed (one parse, not two), unless a merge key is there:
     # constructing one rewrites the tree whose positions the edits use.
     data = yt.load(text) if "<<" in text else yt.construct(root)
-    return _Pod(root, spec, container, seqs, tuple(slots), parsed, data, table)
+    return _Pod(root, spec, container, seqs, tuple(slots), parsed, data, table, version)
 
 
 def _stray_value(pod: _Pod, occ: Occurrence) -> int | None:

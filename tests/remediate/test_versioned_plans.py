@@ -208,3 +208,24 @@ def test_encryption_at_rest_before_1_13_uses_the_experimental_flag_and_format(tr
     config = next(c for c in file.companions if c.node_path == flag.split("=", 1)[1])
     assert config.secret and config.mode == 0o600
     assert api_version_of(config.content.decode()) == "v1/EncryptionConfig"
+
+
+def test_a_fix_the_version_cannot_take_is_not_planned_naming_the_version(
+    capsys, trees: Path, tmp_path: Path
+) -> None:
+    """v1.8 without --admission-control runs AlwaysAdmit alone; the plugin flags came in v1.10,
+    so the plan says that, not only 'unknown flag'."""
+    root = tmp_path / "t03"
+    shutil.copytree(trees / "t03-kubeadm18", root, symlinks=True)
+    manifest = root / "etc/kubernetes/manifests/kube-apiserver.yaml"
+    text = manifest.read_text()
+    assert "    - --admission-control=" in text
+    manifest.write_text(
+        "".join(x for x in text.splitlines(True) if "--admission-control=" not in x)
+    )
+    code, out, err = run_cli(capsys, "--root", str(root), "plan", "1.2.10", "1.2.13")
+    assert code == 0 and "Nothing to change." in out, out + err
+    assert "1.2.10: kube-apiserver v1.8.1 has no --enable-admission-plugins (added in v1.10)" in out
+    assert (
+        "1.2.13: kube-apiserver v1.8.1 has no --disable-admission-plugins (added in v1.10)" in out
+    )
