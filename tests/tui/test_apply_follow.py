@@ -11,6 +11,7 @@ import signal
 from pathlib import Path
 
 import pytest
+from textual.widgets import ProgressBar
 
 from cis_tui.engine.events import Event, Kind, Outcome, Step
 from cis_tui.engine.restore import Recovered
@@ -338,6 +339,23 @@ async def test_a_signal_during_the_rollback_waits_for_it_without_cancelling_agai
     assert app.exit_summary is not None
     # whichever came first names the stop: SIGTERM or the lost terminal
     assert ": kube-scheduler.yaml rolled back (backup " in app.exit_summary
+
+
+@pytest.mark.parametrize("size", [SIZE, (120, 40)], ids=["80x24", "120x40"])
+async def test_the_gate_figures_are_whole_at_80_columns(make_app, size):
+    """The gate line keeps elapsed-of-timeout and the stability window whole at 80 columns,
+    even with the rollback's prefix (the bar shrinks on a narrow screen, not the figures)."""
+    app = make_app(health_gate=True)
+    async with app.run_test(size=size) as pilot:
+        screen = await open_apply(pilot, (SCHEDULER,))
+        section = screen.sections[_label(SCHEDULER)]
+        await feed(pilot, screen, [*steps_until_the_gate(SCHEDULER), poll(SCHEDULER, 104.6)])
+        assert "104.6 s / 120 s  stable 52.3 s / 20 s" in screen_text(app)
+        section.roll_back(cancelled=True)
+        await feed(pilot, screen, [poll(SCHEDULER, 100.8)])
+        assert "rollback: 100.8 s / 120 s  stable 50.4 s / 20 s" in screen_text(app)
+        bar = section.query_one(ProgressBar).region.width
+        assert bar == (14 if size == SIZE else 34)
 
 
 async def test_a_recovery_offers_no_cancel(make_app):

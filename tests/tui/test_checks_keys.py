@@ -65,4 +65,5 @@ async def test_the_checks_screen_names_a_stray_copy_and_the_way_out(make_app, of
         await settle(pilot)
         text = " ".join(screen_text(app).split())  # wrapped lines joined
         assert "kube-apiserver.yaml.bak" in text and "second kube-apiserver pod" in text
+        assert "the one that runs. Compare it with the real manifest" in text  # a sentence
         assert "mv /etc/kubernetes/manifests/kube-apiserver.yaml.bak" in text

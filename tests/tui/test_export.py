@@ -16,7 +16,7 @@ from cis_tui.report import SCAN_FORMATS
 from cis_tui.tui.screens.checks import ChecksScreen
 from cis_tui.tui.screens.confirm import ConfirmScreen
 from cis_tui.tui.screens.export import ExportScreen, default_path
-from tests.tui.conftest import press_into, settle, wait_until
+from tests.tui.conftest import press_into, screen_text, settle, wait_until
 
 WHEN = datetime(2026, 1, 1, 12, 0, 0)  # the app's pinned wall clock (conftest.make_app)
 
@@ -148,3 +148,24 @@ def test_the_default_place_is_home_when_the_current_directory_is_not_writable(
 
 def test_the_export_key_is_the_first_to_leave_a_narrow_footer():
     assert ChecksScreen.FOOTER_OPTIONAL[0] == "export"
+
+
+def _format_row(app) -> str:
+    row = next(line for line in screen_text(app).splitlines() if "JUnit" in line)
+    return row[row.index("JSON") - 4 :]  # the radio buttons, not the checks table beneath
+
+
+async def test_the_chosen_format_reads_without_colour(make_app, in_tmp):
+    """● marks the chosen format and ○ the others (not one glyph in two colours)."""
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await press_into(pilot, "e", "ExportScreen")
+        row = _format_row(app)
+        assert row.count("●") == 1 and row.count("○") == len(SCAN_FORMATS) - 1
+        assert "●▌ JSON" in row
+        button = next(b for b in app.screen.query(RadioButton) if b.name == "junit")
+        button.value = True
+        await pilot.pause()
+        row = _format_row(app)
+        assert "●▌ JUnit" in row and "○▌ JSON" in row and row.count("●") == 1

@@ -3,6 +3,7 @@ files and hunks jump, files fold; parameters and the pager share tab; one path c
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from cis_tui.sandbox import create_sandbox
 from cis_tui.tui.app import CisTuiApp, scan_node
 from cis_tui.tui.display import NodePaths
 from cis_tui.tui.filters import why_not_selectable
+from cis_tui.tui.screens.confirm import ConfirmScreen
 from cis_tui.tui.screens.help import HelpScreen
 from cis_tui.tui.screens.plan import PlanScreen, ScreenPaths, file_section
 from cis_tui.tui.widgets.diff_pager import DiffPager, RowKind, wrap_line
@@ -173,6 +175,64 @@ async def test_fold_a_file_and_all_files(demo_node):
         await pilot.press("Z")  # not all folded: fold all
         await pilot.press("Z")  # all folded: unfold all
         assert not any(pager.is_folded(s.key) for s in pager.sections)
+
+
+async def test_folding_a_file_read_half_way_keeps_its_title_on_top(demo_node):
+    """z in the middle of a file's diff: its title (▸, what it fixes) comes to the top of the
+    view, not the blank row after it with the next file below and the title scrolled away."""
+    app, fixable, _ = demo_app(demo_node)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = await open_plan(pilot, fixable)
+        pager = screen.pager
+        apiserver = next(
+            i for i, s in enumerate(pager.sections) if s.title.plain.endswith("apiserver.yaml")
+        )
+        while pager.current_section() != apiserver:
+            await pilot.press("right_square_bracket")
+        await pilot.press("n", "n")  # reading its second hunk
+        assert pager.top > pager.rows.index(
+            next(r for r in pager.rows if r.section == apiserver and r.kind is RowKind.TITLE)
+        )
+        await pilot.press("z")
+        top = pager.visible_rows()[0]
+        assert (top.section, top.kind) == (apiserver, RowKind.TITLE)
+        assert "▸ [" in top.content.plain and "kube-apiserver.yaml" in screen_text(app)
+
+        await pilot.press("z", "n", "n", "Z")  # fold all from half-way: the same
+        top = pager.visible_rows()[0]
+        assert (top.section, top.kind) == (apiserver, RowKind.TITLE)
+
+
+async def test_confirming_a_40_check_plan_at_80x24_shows_the_buttons_and_scrolls(demo_node):
+    """The confirmation lists every file with its checks: at 80x24 that is taller than the
+    dialog, so the list scrolls and the buttons stay on screen."""
+    app, fixable, _ = demo_app(demo_node)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await open_plan(pilot, fixable)
+        await pilot.press("a")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
+        await settle(pilot)
+        last = " ".join(app.screen.body.plain.split()[-8:])  # its last words
+
+        def words() -> str:  # the text inside the dialog's borders, its wrapping undone
+            inside = [
+                line[line.find("█") + 1 : line.rfind("█")] for line in screen_text(app).splitlines()
+            ]
+            return " ".join(re.sub(r"[▁▂▃▄▅▆▇]", " ", " ".join(inside)).split())
+
+        text = words()
+        assert "Apply this plan?" in text and "No (n)" in text and "Apply (y)" in text
+        assert last not in text  # the end of the list is below: it scrolls
+        scroll = app.screen.query_one("#confirm-scroll")
+        assert scroll.has_focus
+        await pilot.press("end")
+        await pilot.pause()
+        text = words()
+        assert last in text and "Apply (y)" in text
+        await pilot.press("n")
+        assert isinstance(app.screen, PlanScreen)
 
 
 async def test_mouse_wheel_scrolls_the_pager(demo_node):

@@ -43,6 +43,12 @@ class ApplyScreen(Screen[None]):
 
     BINDING_GROUP_TITLE = "Apply"
     AUTO_FOCUS = "#apply-log"
+    #: Below 100 columns the gate's bar shrinks so its figures (elapsed of the timeout, the
+    #: stability window) are never cut at the edge.
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [
+        (0, "-narrow"),
+        (100, "-wide"),
+    ]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
             "x,escape", "cancel", "Cancel: roll back", tooltip="Stop safely: roll back", id="cancel"

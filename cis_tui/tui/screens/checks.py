@@ -176,7 +176,7 @@ class ChecksScreen(Screen[None]):
                 ("⚠ " if s.serious else "· ", "bold $text-warning" if s.serious else "$text-muted"),
                 (self.paths.path(s.path), "bold"),
                 f": {s.message}. ",
-                (self.paths.show(s.remedy), "$text-muted"),
+                (_sentence(self.paths.show(s.remedy)), "$text-muted"),
             )
             for s in strays
         ]
@@ -382,3 +382,8 @@ class ChecksScreen(Screen[None]):
 
         app = self.cis_app
         self.app.push_screen(ExportScreen(app.current_scan(), app.wall_clock()))
+
+
+def _sentence(text: str) -> str:
+    """`compare it …` as the start of a sentence (it follows the finding's own sentence)."""
+    return text[:1].upper() + text[1:]

@@ -31,6 +31,15 @@ from cis_tui.tui.screens.confirm import ConfirmScreen
 from cis_tui.tui.widgets.key_footer import KeyFooter
 
 
+class FormatChoice(RadioButton):
+    """A radio button whose state reads without colour: ● chosen, ○ not (Textual draws ● for
+    both and tells them apart by colour alone, lost in NO_COLOR and on a monochrome screen)."""
+
+    @property  # type: ignore[override]
+    def BUTTON_INNER(self) -> str:
+        return "●" if self.value else "○"
+
+
 def export_dir() -> Path:
     """Where an export goes by default: the current directory if writable, else home."""
     try:
@@ -115,7 +124,7 @@ class ExportScreen(ModalScreen[Path | None]):
             )
             with RadioSet(id="export-format"):
                 for fmt in SCAN_FORMATS.values():
-                    yield RadioButton(
+                    yield FormatChoice(
                         Content(fmt.title), value=fmt is self.format, name=fmt.name, compact=True
                     )
             yield Input(

@@ -201,6 +201,8 @@ class DiffPager(ScrollView, can_focus=True, inherit_bindings=False):
 
     def set_folded(self, key: str, folded: bool) -> None:
         anchor = self._anchor()
+        if folded and anchor is not None and anchor[0] == key:
+            anchor = (key, 0)  # the folded file's title stays on top, not the rows after it
         if folded:
             self._folded.add(key)
         else:
@@ -292,6 +294,8 @@ class DiffPager(ScrollView, can_focus=True, inherit_bindings=False):
         keys = {s.key for s in self._sections}
         anchor = self._anchor()
         self._folded = set() if keys <= self._folded else keys
+        if self._folded and anchor is not None:
+            anchor = (anchor[0], 0)  # folded: the title of the file on top stays on top
         self._layout(anchor)
 
     def _last_top(self) -> int:
