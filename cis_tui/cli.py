@@ -399,7 +399,7 @@ def _run_engine(engine, work) -> object:  # noqa: ANN001
                         file=sys.stderr,
                         flush=True,
                     )
-            engine.cancel.set()
+            engine.stop(f"stopped by {signal.Signals(signum).name}")
 
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, on_signal, sig)

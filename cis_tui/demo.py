@@ -169,6 +169,7 @@ def run_demo(scenario: str = "default", *, mouse: bool = True, read_only: bool =
                 handle_signals=True,
                 on_signal_exit=cleanup.arm_watchdog,
                 read_only=read_only,
+                backups_where="the demo sandbox, removed on exit",
             )
             result = app.run(mouse=mouse)
             code = result if isinstance(result, int) else app.exit_code

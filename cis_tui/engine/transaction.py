@@ -137,6 +137,8 @@ class Engine:
         #: The proof of each finished transaction, for `cis-tui report` (engine.history).
         self.history = HistoryRecorder(settings.state_dir)
         self.cancel = asyncio.Event()
+        #: Why the change in flight is rolled back when `cancel` is set (see `stop`).
+        self.cancel_reason = "cancelled by the admin"
         self._rolling_back = False
         self.persistence: Persistence | None = None
         self._client: ConfigStore | None = None
@@ -151,6 +153,12 @@ class Engine:
 
     def _step(self, tx: _Tx, step: Step, ok: bool | None = None, message: str = "") -> None:
         self.emit(Event(Kind.STEP, tx.label, tx.file.component, step, ok, message))
+
+    def stop(self, reason: str) -> None:
+        """Cancel for `reason` (a signal, a lost terminal): the first reason given is kept."""
+        if not self.cancel.is_set():
+            self.cancel_reason = reason
+        self.cancel.set()
 
     def _cancelled(self) -> bool:
         return self.cancel.is_set() and not self._rolling_back
@@ -237,7 +245,7 @@ class Engine:
         except _Cancelled:
             if not tx.written:
                 return self._close(tx, Outcome.SKIPPED, "cancelled before any change", "aborted")
-            return await self._rollback(tx, "cancelled by the admin")
+            return await self._rollback(tx, self.cancel_reason)
         except _Failed as exc:
             if not tx.written:
                 return self._close(tx, Outcome.SKIPPED, f"nothing changed: {exc}", "aborted")

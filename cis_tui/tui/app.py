@@ -117,8 +117,12 @@ class CisTuiApp(App[int]):
         first_scan: ScanDone | None = None,
         on_signal_exit: Callable[[], None] | None = None,
         read_only: bool = False,
+        backups_where: str | None = None,
     ) -> None:
         super().__init__()
+        #: Where the exit summary says the backups are, when not in the state directory the
+        #: node keeps (the demo's are removed with its sandbox).
+        self.backups_where = backups_where
         #: Scan, plan, diff and review backups only: no apply, restore, prune or recover.
         self.read_only = read_only
         self.set_keymap(settings.keys)
@@ -274,7 +278,7 @@ class CisTuiApp(App[int]):
 
         if self.stopped_by is not None and self.exit_summary is None:
             outcome = self._job_outcome if self._stopped_mid_job else None
-            backups = self.paths.path(self.settings.state_dir / "backups")
+            backups = self.backups_where or self.paths.path(self.settings.state_dir / "backups")
             self.exit_summary = exit_summary(self.stopped_by, outcome, backups)
             self.runner.log.note(self.exit_summary)
         if self.on_signal_exit is not None:
@@ -293,7 +297,11 @@ class CisTuiApp(App[int]):
         self._stopped_mid_job = True
         # Cancel once: a cancel during a rollback (a second signal, or SIGHUP and the lost
         # terminal both) would cut the old configuration's health gate short.
-        if self.job_cancellable and self.runner.cancel() and self._apply_screen_open():
+        if (
+            self.job_cancellable
+            and self.runner.cancel(f"stopped by {self.stopped_by}")
+            and self._apply_screen_open()
+        ):
             self.apply_screen.cancelling(f"stopped by {name}")
 
     # -- scanning --------------------------------------------------------------------------

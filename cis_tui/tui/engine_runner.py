@@ -157,11 +157,11 @@ class EngineRunner:
             exit_on_error=False,
         )
 
-    def cancel(self) -> bool:
+    def cancel(self, reason: str = "cancelled by the admin") -> bool:
         """Ask the engine to stop: it rolls back or completes, never stops half-way."""
         if not self.busy or self.engine is None:
             return False
-        self.engine.cancel.set()
+        self.engine.stop(reason)
         return True
 
     async def _work(self, job: EngineJob, engine: Engine) -> object:

@@ -127,7 +127,7 @@ def test_sigterm_in_a_gate_prints_what_it_left_behind(tmp_path):
     line = summary.group(0)
     assert re.fullmatch(
         r"cis-tui: stopped by SIGTERM: kube-scheduler\.yaml rolled back \(backup \S+ in "
-        r"/var/lib/cis-tui/backups\); nothing else changed",
+        r"the demo sandbox, removed on exit\); nothing else changed",
         line,
     ), screen
     # printed once the terminal was restored: below the wizard's last frame, before the exit code

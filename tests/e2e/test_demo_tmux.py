@@ -236,8 +236,9 @@ def test_demo_sigterm_during_the_gate_rolls_back_then_cleans_up(tmp_path):
     assert_cleaned_up(tmpdir)
     log = Path(os.environ["XDG_STATE_HOME"]) / "cis-tui" / "log" / "events.jsonl"
     events = [json.loads(line) for line in log.read_text().splitlines()]
-    outcomes = [e["outcome"] for e in events if e["kind"] == "outcome"]
-    assert outcomes == ["rolled-back"], outcomes
+    outcomes = [(e["outcome"], e["message"]) for e in events if e["kind"] == "outcome"]
+    assert [o for o, _ in outcomes] == ["rolled-back"], outcomes
+    assert outcomes[0][1].endswith("stopped by SIGHUP (the terminal was lost)"), outcomes
 
 
 def test_demo_ssh_drop_mid_gate_finishes_headless_and_cleans_up(tmp_path):

@@ -260,8 +260,9 @@ def test_signal_during_the_gate_rolls_back(sandbox_node, sig):
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, err
-    outcomes = [json.loads(line).get("outcome") for line in out.splitlines()]
-    assert "rolled-back" in outcomes
+    events = [json.loads(line) for line in out.splitlines()]
+    (rolled,) = [e for e in events if e.get("outcome") == "rolled-back"]
+    assert rolled["message"].endswith(f"stopped by {sig.name}")  # not "cancelled by the admin"
     assert path.read_bytes() == original
 
 

@@ -232,8 +232,11 @@ class ApplyScreen(Screen[None]):
             self._set_status(f"{who}: {event.message}…")
             self.refresh_bindings()  # x has nothing left to cancel
             if section is not None:
-                cancelled = self.cancel_requested or event.message.endswith(
-                    "cancelled by the admin"
+                engine = self.cis_app.runner.engine
+                cancelled = self.cancel_requested or (
+                    engine is not None
+                    and engine.cancel.is_set()
+                    and event.message.endswith(engine.cancel_reason)
                 )
                 section.roll_back(cancelled)
             self.write(f"{who}: {event.message}")
