@@ -169,3 +169,13 @@ async def test_the_chosen_format_reads_without_colour(make_app, in_tmp):
         await pilot.pause()
         row = _format_row(app)
         assert "●▌ JUnit" in row and "○▌ JSON" in row and row.count("●") == 1
+
+
+async def test_every_format_title_is_whole(make_app, in_tmp):
+    """At 80x24 each format's title is whole (equal-width buttons cut "Markdown report")."""
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await press_into(pilot, "e", "ExportScreen")
+        row = _format_row(app)
+        assert all(fmt.title in row for fmt in SCAN_FORMATS.values()), row

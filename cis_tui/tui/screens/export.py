@@ -98,6 +98,7 @@ class ExportScreen(ModalScreen[Path | None]):
     }
     ExportScreen .export-title { text-style: bold; margin: 0 0 1 0; }
     ExportScreen RadioSet { layout: horizontal; width: auto; margin: 1 0 0 0; }
+    ExportScreen RadioSet > RadioButton { width: auto; margin: 0 1 0 0; }
     ExportScreen #export-error { color: $text-error; height: auto; }
     ExportScreen Horizontal { height: auto; margin: 1 0 0 0; align: right middle; }
     ExportScreen Button { margin: 0 0 0 2; }
