@@ -158,7 +158,11 @@ async def test_the_file_in_flight_stays_in_view_and_the_log_follows(make_app, pl
                 assert at_tail(log), "the log stopped following its tail"
                 text = screen_text(app)
                 assert f"{elapsed:5.1f} s / 120 s" in text  # the gate line of the file in flight
-                assert "probe https://127.0.0.1:6443/livez" in text.splitlines()[-3]
+                # the newest line, wrapped at 80 columns, just above the footer
+                rows = text.splitlines()[-4:-2]
+                newest = " ".join(row.strip() for row in rows)
+                assert "probe https://127.0.0.1:6443/livez" in newest, rows
+                assert newest.endswith(" s / 20 s") or newest.endswith(" ms"), rows
             await feed(pilot, screen, the_end(file))
             assert in_view(screen, section)
             assert at_tail(log)
@@ -518,3 +522,46 @@ async def test_a_live_multi_file_apply_keeps_the_gate_and_the_log_in_view(sandbo
         await settle(pilot)
         assert {s.outcome for s in screen.sections.values()} == {"committed"}
         assert screen.query_one("#apply-files").max_scroll_y > 0, "four files overflow 80x24"
+
+
+async def test_long_log_lines_wrap_to_the_width_and_rewrap_when_it_changes(make_app):
+    """At 80 columns a probe's answer is read whole (continuations indented), not cut at the
+    edge; a wider terminal takes it back on one row."""
+    line = (
+        "kube-scheduler: probe https://127.0.0.1:10259/livez 500 (failing, TLS verified) "
+        "in 3 ms: [-]poststarthook/start-kube-scheduler-informers failed: reason withheld"
+    )
+    app = make_app(health_gate=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_apply(pilot, (SCHEDULER,))
+        screen.log_view.write_batch([line])
+        await pilot.pause()
+        rows = [r.strip() for r in screen_text(app).splitlines()]
+        start = next(i for i, r in enumerate(rows) if r.startswith("kube-scheduler: probe https"))
+        assert " ".join(rows[start : start + 3]).endswith("failed: reason withheld")
+        assert " ".join(rows[start : start + 3]).startswith(line[:60])
+        await pilot.resize_terminal(200, 40)
+        await pilot.pause()
+        assert line in screen_text(app)
+
+
+async def test_the_stable_event_s_figures_are_said_once(make_app):
+    app = make_app(health_gate=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_apply(pilot, (SCHEDULER,))
+        stable = Event(
+            Kind.STABLE,
+            _label(SCHEDULER),
+            SCHEDULER.component,
+            Step.HEALTH,
+            True,
+            "stable 20.0 s / 20 s, 54 healthy answers in a row",
+            elapsed=20.6,
+            timeout=120.0,
+            stable=20.0,
+            window=20.0,
+        )
+        await feed(pilot, screen, [*steps_until_the_gate(SCHEDULER), stable])
+        text = screen_text(app)
+        assert "20.6 s / 120 s  stable 20.0 s / 20 s, 54 healthy answers in a row" in text
+        assert text.count("stable 20.0 s / 20 s") == 2  # the gate line and the log's, once each

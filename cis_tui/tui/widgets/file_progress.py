@@ -184,4 +184,6 @@ def _gate_info(event: Event) -> str:
     if event.latency_ms is not None:
         detail = f"{detail} in {event.latency_ms:.0f} ms"
     stability = f"{event.stability}  " if event.stability else ""
+    if event.stability and detail.startswith(event.stability):  # the stable event says it
+        stability = ""
     return f"{event.elapsed:5.1f} s / {event.timeout:.0f} s  {stability}{detail}"
