@@ -11,8 +11,10 @@ import signal
 from pathlib import Path
 
 import pytest
+from textual.content import Content
 from textual.widgets import ProgressBar
 
+from cis_tui.audit.evaluate import Status
 from cis_tui.engine.events import Event, Kind, Outcome, Step
 from cis_tui.engine.restore import Recovered
 from cis_tui.engine.transaction import ApplyResult, FileResult
@@ -565,3 +567,25 @@ async def test_the_stable_event_s_figures_are_said_once(make_app):
         text = screen_text(app)
         assert "20.6 s / 120 s  stable 20.0 s / 20 s, 54 healthy answers in a row" in text
         assert text.count("stable 20.0 s / 20 s") == 2  # the gate line and the log's, once each
+
+
+async def test_after_a_large_apply_the_statuses_are_counted_not_listed(make_app):
+    """Up to NOW_EACH checks each gets its status; more are counted by status, naming only
+    those that do not pass, so the log keeps its rows at 80x24."""
+    app = make_app(health_gate=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        results = app.results
+        passing = [r.id for r in results if r.status is Status.PASS][:12]
+        failing = [r.id for r in results if r.status is Status.FAIL][:2]
+        assert len(passing) == 12 and len(failing) == 2
+        screen = await open_apply(pilot, (SCHEDULER,))
+        screen.final = Content("committed: 14 committed.")
+        screen.show_statuses(results, passing + failing)
+        await pilot.pause()
+        text = screen_text(app)
+        assert f"now: 12 PASS  2 FAIL ({', '.join(failing)})" in text
+        screen.final = Content("committed: 2 committed.")
+        screen.show_statuses(results, passing[:2])
+        await pilot.pause()
+        assert f"now: {passing[0]} PASS  {passing[1]} PASS" in screen_text(app)

@@ -17,7 +17,7 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Header, Static
 
-from cis_tui.audit.evaluate import Result
+from cis_tui.audit.evaluate import Result, Status
 from cis_tui.engine.events import Event, Kind, Outcome, Step
 from cis_tui.tui.display import STATUS_STYLE, outcome_content
 from cis_tui.tui.engine_runner import EngineJob
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from cis_tui.tui.app import CisTuiApp
 
 LOG_LINES = 1000
+#: Up to this many checks, the status line after an apply names each check's status.
+NOW_EACH = 8
 
 
 def _label(path: object) -> str:
@@ -331,8 +333,18 @@ class ApplyScreen(Screen[None]):
         if not wanted or self.final is None:
             return
         parts: list[Content | str | tuple[str, str]] = [self.final, "\nnow: "]
-        for r in wanted:
-            parts.extend([(r.id, "bold"), " ", (r.status.value, STATUS_STYLE[r.status]), "  "])
+        if len(wanted) <= NOW_EACH:
+            for r in wanted:
+                parts.extend([(r.id, "bold"), " ", (r.status.value, STATUS_STYLE[r.status]), "  "])
+        else:  # a long list would push the log off an 80x24 screen: count, name the others
+            by_status: dict[Status, list[str]] = {}
+            for r in wanted:
+                by_status.setdefault(r.status, []).append(r.id)
+            for status, ids in by_status.items():
+                parts.extend([f"{len(ids)} ", (status.value, STATUS_STYLE[status])])
+                if status is not Status.PASS:
+                    parts.append(f" ({', '.join(ids)})")
+                parts.append("  ")
         self.final = Content.assemble(*parts)
         self._set_status(self.status)
 
