@@ -424,10 +424,12 @@ def _engine(args: argparse.Namespace, settings, catalog, fmt: str = "text"):  # 
 def cmd_apply(args: argparse.Namespace) -> int:
     from cis_tui.audit.node import take_snapshot
     from cis_tui.benchmarks.catalog import load_catalog
+    from cis_tui.engine.statedir import check_trusted
     from cis_tui.remediate.bundle import secret_problem
     from cis_tui.report import render_plan
 
     settings = _settings(args)
+    check_trusted(settings.state_dir)  # refused before a plan is shown, not after
     snap = take_snapshot(settings)
     settings = _for_node(settings, snap.versions)
     catalog = load_catalog(settings.benchmark)

@@ -190,9 +190,10 @@ def test_a_state_dir_or_parent_writable_by_others_is_refused(
     (state if where == "state" else parent).chmod(mode)
     manifest = kubeadm_node / APISERVER
     before = manifest.read_bytes()
-    code, _, err = apply(capsys, kubeadm_node, "--state-dir", str(state), "1.2.15")
+    code, out, err = apply(capsys, kubeadm_node, "--state-dir", str(state), "1.2.15")
     assert code == 2
     one_line_error(err, "writable by group or others")
+    assert out == "", "refused before a plan is shown, not after it"
     assert manifest.read_bytes() == before
 
 
