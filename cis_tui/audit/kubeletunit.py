@@ -101,6 +101,26 @@ def _expand(word: str, env: dict[str, str]) -> list[str]:
 def kubelet_unit_args(layout: Layout, read: Reader) -> tuple[str, ...]:
     """The kubelet's arguments as systemd would pass them. Without an ExecStart= (a tree that
     keeps only its flags file), every KUBELET_*_ARGS variable in the order it was set."""
+    argv, env = _unit_command(layout, read)
+    if argv is None:
+        return tuple(
+            arg
+            for name, value in env.items()
+            if name.startswith("KUBELET_") and name.endswith("_ARGS")
+            for arg in value.split()
+        )
+    return tuple(argv[1:])
+
+
+def kubelet_unit_binary(layout: Layout, read: Reader) -> str | None:
+    """The program the unit's last ExecStart= runs (None without one)."""
+    argv, _env = _unit_command(layout, read)
+    return argv[0] if argv else None
+
+
+def _unit_command(layout: Layout, read: Reader) -> tuple[list[str] | None, dict[str, str]]:
+    """The last ExecStart='s words, variables expanded (None without one, or unparsable),
+    and the environment the unit's settings and environment files give it."""
     env: dict[str, str] = {}
     env_files: list[Path] = []
     exec_start = ""
@@ -129,15 +149,9 @@ def kubelet_unit_args(layout: Layout, read: Reader) -> tuple[str, ...]:
         if text is not None:
             env.update(_env_file(text))
     if not exec_start:
-        return tuple(
-            arg
-            for name, value in env.items()
-            if name.startswith("KUBELET_") and name.endswith("_ARGS")
-            for arg in value.split()
-        )
+        return None, env
     try:
         words = shlex.split(exec_start.lstrip("-@:+!"))
     except ValueError:
-        return ()
-    argv = [arg for word in words for arg in _expand(word, env)]
-    return tuple(argv[1:])
+        return [], env
+    return [arg for word in words for arg in _expand(word, env)], env

@@ -10,7 +10,7 @@ import grp
 import os
 import pwd
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -21,7 +21,7 @@ from cis_tui.audit.effective import (
     etcd_config_named,
 )
 from cis_tui.audit.flags import ParsedArgs, parse_args
-from cis_tui.audit.kubeletunit import kubelet_unit_args
+from cis_tui.audit.kubeletunit import kubelet_unit_args, kubelet_unit_binary
 from cis_tui.audit.podspec import refusals
 from cis_tui.audit.processes import IgnoredProcess, LiveProcess, scan_processes
 from cis_tui.audit.strays import StrayFile, find_strays, refused_pod
@@ -297,9 +297,8 @@ def read_kubelet_config(path: Path) -> dict[str, Any]:
     return doc
 
 
-def read_kubelet_file_args(layout: Layout) -> tuple[str, ...]:
-    """The kubelet arguments configured on disk: kubelet.service, its drop-ins and the
-    environment files they name (kubeadm-flags.env, /etc/default/kubelet), as systemd reads them."""
+def _unit_reader(layout: Layout) -> Callable[[Path], str | None]:
+    """Reads a unit or environment file inside the layout's tree (None when it cannot)."""
 
     def read(path: Path) -> str | None:
         try:
@@ -308,7 +307,18 @@ def read_kubelet_file_args(layout: Layout) -> tuple[str, ...]:
         except OSError:
             return None
 
-    return kubelet_unit_args(layout, read)
+    return read
+
+
+def read_kubelet_file_args(layout: Layout) -> tuple[str, ...]:
+    """The kubelet arguments configured on disk: kubelet.service, its drop-ins and the
+    environment files they name (kubeadm-flags.env, /etc/default/kubelet), as systemd reads them."""
+    return kubelet_unit_args(layout, _unit_reader(layout))
+
+
+def read_kubelet_unit_binary(layout: Layout) -> str | None:
+    """The kubelet binary the unit starts (its last ExecStart=), as the unit names it."""
+    return kubelet_unit_binary(layout, _unit_reader(layout))
 
 
 _owner_cache: dict[tuple[int, int], str] = {}
@@ -739,11 +749,14 @@ def take_snapshot(settings: Settings, live: bool | None = None) -> NodeSnapshot:
     _read_kubelet_config(snap)  # after the processes: the running kubelet's --config counts
     _read_kubelet_dropins(snap)
     _read_etcd_files(snap)
+    kubelet = snap.processes.get("kubelet")
     snap.versions = read_versions(
         {c: m.image for c, m in snap.manifests.items()},
-        snap.processes.get("kubelet"),
+        kubelet,
         settings.versions,
         snap.manifest_errors,
+        # a kubelet that is not running: ask the binary its unit starts (never in a --root tree)
+        read_kubelet_unit_binary(layout) if look_live and kubelet is None else None,
     )
     snap.found = bool(snap.processes) or any(
         _present_quietly(p)

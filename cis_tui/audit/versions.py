@@ -21,6 +21,7 @@ import functools
 import hashlib
 import os
 import re
+import stat
 import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -357,7 +358,40 @@ def _ask_binary(proc: LiveProcess) -> tuple[Version | None, str]:
             f"unknown: {path} is not the binary PID {proc.pid} runs (replaced since it "
             "started); restart the kubelet or set [versions] kubelet"
         )
-    source = f"{path} --version (the running binary, PID {proc.pid})"
+    return _binary_answer(path, disk, f"{path} --version (the running binary, PID {proc.pid})")
+
+
+def unit_binary_version(path: str) -> tuple[Version | None, str]:
+    """`BINARY --version` of the kubelet binary its systemd unit starts, for a node whose
+    kubelet is not running. Root runs it, so it must be root's alone: an absolute path to a
+    regular file owned by root and writable by nobody else, in directories only root (or the
+    sticky bit) lets anyone change."""
+    from cis_tui.engine.statedir import check_trusted
+    from cis_tui.errors import UserError
+
+    if not os.path.isabs(path):
+        return None, f"unknown: not running; its unit's ExecStart {path!r} is not absolute"
+    real = os.path.realpath(path)
+    try:
+        disk = os.stat(real)
+    except OSError as exc:
+        return None, f"unknown: not running, and {path} (its unit's ExecStart): {exc.strerror}"
+    if not stat.S_ISREG(disk.st_mode):
+        return None, f"unknown: {path} is not a regular file"
+    if disk.st_uid != 0 or disk.st_mode & 0o022:
+        return None, (
+            f"unknown: {path} is not root's alone (uid {disk.st_uid}, mode "
+            f"{stat.S_IMODE(disk.st_mode):o}); not run"
+        )
+    try:
+        check_trusted(Path(real).parent, "kubelet binary's directory")
+    except UserError as exc:
+        return None, f"unknown: {exc}; not run"
+    return _binary_answer(real, disk, f"{path} --version (the binary kubelet.service starts)")
+
+
+def _binary_answer(path: str, disk: os.stat_result, source: str) -> tuple[Version | None, str]:
+    """`path --version`, remembered per binary file."""
     # The answer of one binary file (same inode, size and mtime) never changes: start-up need
     # not spawn it every time (a stand-in kubelet takes 100 ms to answer).
     identity = f"{path}\0{disk.st_dev}\0{disk.st_ino}\0{disk.st_size}\0{disk.st_mtime_ns}"
@@ -391,10 +425,12 @@ def read_versions(
     kubelet: LiveProcess | None = None,
     overrides: Mapping[str, str] | None = None,
     unreadable: Iterable[str] = (),
+    kubelet_binary: str | None = None,
 ) -> NodeVersions:
     """The node's versions: `images` are the manifests' images by component, `kubelet` the
     running kubelet (asked for its version), `overrides` the config's `[versions]` table
-    (`kubernetes` for every Kubernetes component, or one key per component)."""
+    (`kubernetes` for every Kubernetes component, or one key per component). Without a
+    running kubelet, `kubelet_binary` (the one its unit starts) is asked instead."""
     overrides = overrides or {}
     unreadable = set(unreadable)
     found: dict[str, ComponentVersion] = {}
@@ -410,6 +446,9 @@ def read_versions(
         elif comp == "kubelet":
             if kubelet is not None:
                 version, source = running_binary_version(kubelet)
+                found[comp] = ComponentVersion(comp, version, source)
+            elif kubelet_binary is not None:
+                version, source = unit_binary_version(kubelet_binary)
                 found[comp] = ComponentVersion(comp, version, source)
             else:
                 found[comp] = ComponentVersion(comp, None, "unknown: no running kubelet to ask")
@@ -505,7 +544,7 @@ def not_applicable(check: Check, versions: NodeVersions | None) -> str | None:
 # -- the benchmark for the node ------------------------------------------------------------
 def read_node_versions(settings: Settings) -> NodeVersions:
     """The versions without a whole snapshot: the manifests' images and the running kubelet."""
-    from cis_tui.audit.node import InputError, read_manifest
+    from cis_tui.audit.node import InputError, read_kubelet_unit_binary, read_manifest
     from cis_tui.audit.processes import scan_processes
     from cis_tui.errors import UserError
     from cis_tui.layout import STATIC_COMPONENTS
@@ -520,11 +559,13 @@ def read_node_versions(settings: Settings) -> NodeVersions:
                 images[comp] = read_manifest(path, comp).image
         except (InputError, UserError, OSError):
             unreadable.append(comp)
-    kubelet = None
+    kubelet = binary = None
     if not settings.has_root_override:
         found = scan_processes(("kubelet",), settings.process_root, identity=settings.identity)
         kubelet = found.live.get("kubelet")
-    return read_versions(images, kubelet, settings.versions, unreadable)
+        if kubelet is None:
+            binary = read_kubelet_unit_binary(layout)
+    return read_versions(images, kubelet, settings.versions, unreadable, binary)
 
 
 def with_benchmark(settings: Settings, versions: NodeVersions) -> tuple[Settings, str | None]:

@@ -228,3 +228,56 @@ def test_scan_json_and_table_show_the_versions(capsys, trees):
     assert first.startswith("Kubernetes v1.32.2 (etcd 3.5.16-0, apiserver v1.32.2")
     assert "kubelet v1.32.2 (assumed)" in first
     assert second.startswith("cis-1.12: Kubernetes v1.32.2")
+
+
+# -- a kubelet that is not running: the binary its unit starts -------------------------------
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0, reason="the binary must be root's to be run; run the tests as root"
+)
+
+
+def fake_kubelet(directory: Path, version: str = "v1.30.2") -> tuple[Path, Path]:
+    """A kubelet binary that answers --version and leaves a mark that it was run."""
+    directory.mkdir(mode=0o755, exist_ok=True)
+    marker = directory / "was-run"
+    binary = directory / "kubelet"
+    binary.write_text(f'#!/bin/sh\ntouch "{marker}"\necho "Kubernetes {version}"\n')
+    binary.chmod(0o755)
+    return binary, marker
+
+
+def test_the_unit_names_the_kubelet_binary(tmp_path):
+    from cis_tui.audit.node import read_kubelet_unit_binary
+    from tests.nodetree import build_kubeadm_tree
+
+    build_kubeadm_tree(tmp_path)  # kubeadm's 10-kubeadm.conf: ExecStart= then /usr/bin/kubelet
+    assert read_kubelet_unit_binary(load_settings(root=tmp_path).layout) == "/usr/bin/kubelet"
+
+
+@needs_root
+def test_a_stopped_kubelet_s_version_comes_from_the_binary_its_unit_starts(tmp_path):
+    binary, marker = fake_kubelet(tmp_path / "bin")
+    found = read_versions(
+        {"kube-apiserver": "registry.k8s.io/kube-apiserver:v1.31.1"}, None, {}, (), str(binary)
+    )
+    kubelet = found.get("kubelet")
+    assert kubelet.version == parse_version("v1.30.2") and not kubelet.assumed
+    assert kubelet.source == f"{binary} --version (the binary kubelet.service starts)"
+    assert marker.exists()
+
+
+@needs_root
+@pytest.mark.parametrize("weak", ["binary writable by others", "directory writable by others"])
+def test_a_kubelet_binary_others_could_change_is_never_run(tmp_path, weak):
+    binary, marker = fake_kubelet(tmp_path / "bin")
+    if weak == "binary writable by others":
+        binary.chmod(0o757)
+    else:
+        binary.parent.chmod(0o777)
+    found = read_versions(
+        {"kube-apiserver": "registry.k8s.io/kube-apiserver:v1.31.1"}, None, {}, (), str(binary)
+    )
+    kubelet = found.get("kubelet")
+    assert kubelet.assumed and kubelet.version == parse_version("v1.31.1")  # the control plane's
+    assert "not run" in kubelet.source
+    assert not marker.exists(), "root ran a binary another user could have replaced"
