@@ -101,8 +101,8 @@ class _Tx:
     written: bool = False
     old_process: LiveProcess | None = None
     old_healthy: bool | None = None
-    new_pid: int | None = None
-    new_started: float | None = None  # the watched PID's start time: a reused PID is not it
+    #: The process restart evidence proved (with its start time: a reused PID is not it).
+    new_process: LiveProcess | None = None
     created: list[str] = field(default_factory=list)
     new_sha256: str = ""  # of the bytes this transaction writes
     audit_summary: str = ""
@@ -245,7 +245,7 @@ class Engine:
         except _Cancelled:
             if not tx.written:
                 return self._close(tx, Outcome.SKIPPED, "cancelled before any change", "aborted")
-            return await self._rollback(tx, self.cancel_reason)
+            return await self._rollback(tx, self.cancel_reason, cancelled=True)
         except _Failed as exc:
             if not tx.written:
                 return self._close(tx, Outcome.SKIPPED, f"nothing changed: {exc}", "aborted")
@@ -526,7 +526,7 @@ class Engine:
         if evidence.process is None:
             self._step(tx, Step.RESTART_EVIDENCE, False, evidence.message)
             raise _Failed(evidence.message)
-        tx.new_pid, tx.new_started = evidence.process.pid, evidence.process.create_time
+        tx.new_process = evidence.process
         self._step(tx, Step.RESTART_EVIDENCE, True, evidence.message)
         self.emit(
             Event(
@@ -535,7 +535,7 @@ class Engine:
                 file.component,
                 message=evidence.message,
                 elapsed=time.monotonic() - started,
-                data={"pid": tx.new_pid},
+                data={"pid": evidence.process.pid},
             )
         )
         await self._gate(tx, self._endpoints(tx, new=True), started, timeout, expected)
@@ -574,17 +574,17 @@ class Engine:
         prober = Prober(self.settings.layout.ca_cert)
         window, window_source = stability_window(health, comp, endpoints)
         # Never another process (what replaces it is unproven), nor one that reuses its PID.
-        watched, watched_started = tx.new_pid, tx.new_started
+        watched = tx.new_process
 
         async def alive() -> str | None:
             if watched is None:
                 return f"no {comp} process to watch"
-            if not await asyncio.to_thread(pid_alive, watched, watched_started):
-                message = f"{comp} PID {watched} exited"
+            if not await asyncio.to_thread(pid_alive, watched.pid, watched.create_time):
+                message = f"{comp} PID {watched.pid} exited"
                 self._step(tx, Step.HEALTH, False, message)
                 raise _Failed(message)
             urls = [e.url for e in endpoints]
-            return await asyncio.to_thread(port_problem, comp, watched, urls)
+            return await asyncio.to_thread(port_problem, comp, watched.pid, urls)
 
         def on_poll(
             endpoint: Endpoint, result: ProbeResult, elapsed: float, stable: Stability
@@ -683,17 +683,17 @@ class Engine:
             )
         except (OSError, InputError):
             return
-        saved = tx.new_pid, tx.new_started
+        saved = tx.new_process
         proc = await find_process(
             "kube-apiserver", self.settings.process_root, identity=self.settings.identity
         )
-        tx.new_pid, tx.new_started = (proc.pid, proc.create_time) if proc else (None, None)
+        tx.new_process = proc
         try:
             await self._gate(
                 tx, manifest_endpoints(manifest), started, timeout, None, component="kube-apiserver"
             )
         finally:
-            tx.new_pid, tx.new_started = saved
+            tx.new_process = saved
 
     async def _audit(self, tx: _Tx) -> None:
         file = tx.file
@@ -751,11 +751,18 @@ class Engine:
         self._step(tx, Step.AUDIT, True, tx.audit_summary)
 
     # -- rollback ---------------------------------------------------------------------------
-    async def _rollback(self, tx: _Tx, why: str) -> FileResult:
+    async def _rollback(self, tx: _Tx, why: str, cancelled: bool = False) -> FileResult:
+        """Restore the original; `cancelled`: asked for (a cancel, a signal), not a failure."""
         file = tx.file
         self.emit(
             Event(
-                Kind.ROLLBACK, tx.label, file.component, Step.ROLLBACK, None, f"rolling back: {why}"
+                Kind.ROLLBACK,
+                tx.label,
+                file.component,
+                Step.ROLLBACK,
+                None,
+                f"rolling back: {why}",
+                data={"cancelled": True} if cancelled else {},
             )
         )
         try:
@@ -816,14 +823,14 @@ class Engine:
             file.component,
             self.settings.process_root,
             old_args,
-            tx.new_pid if file.kind == "kubelet-config" else None,
+            tx.new_process.pid if tx.new_process and file.kind == "kubelet-config" else None,
             started + timeout,
             lambda: False,
             identity=self.settings.identity,
         )
         if evidence.process is None:
             return evidence.message
-        tx.new_pid, tx.new_started = evidence.process.pid, evidence.process.create_time
+        tx.new_process = evidence.process
         # A rollback runs to its end: a cancel (a second ctrl+c, a signal) is not heard here.
         self._rolling_back = True
         try:

@@ -21,10 +21,10 @@ from cis_tui.report import Scan
 from cis_tui.userfiles import load_json
 from cis_tui.waivers import EXPIRY_WARNING_DAYS, Waiver
 
-#: CIS Kubernetes Benchmark section titles (the catalog only numbers them).
 #: A fleet of a thousand nodes' scans is ~100 MB; past this it is not one.
 _FLEET_LIMIT = 256 << 20
 
+#: CIS Kubernetes Benchmark section titles (the catalog only numbers them).
 SECTION_TITLES = {
     "1": "Control plane components",
     "1.1": "Control plane node configuration files",

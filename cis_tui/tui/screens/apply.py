@@ -234,13 +234,7 @@ class ApplyScreen(Screen[None]):
             self._set_status(f"{who}: {event.message}…")
             self.refresh_bindings()  # x has nothing left to cancel
             if section is not None:
-                engine = self.cis_app.runner.engine
-                cancelled = self.cancel_requested or (
-                    engine is not None
-                    and engine.cancel.is_set()
-                    and event.message.endswith(engine.cancel_reason)
-                )
-                section.roll_back(cancelled)
+                section.roll_back(self.cancel_requested or event.data.get("cancelled") is True)
             self.write(f"{who}: {event.message}")
         elif kind in (Kind.OUTCOME, Kind.SKIPPED):
             outcome = event.outcome.value if event.outcome else Outcome.SKIPPED.value

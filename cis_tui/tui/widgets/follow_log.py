@@ -59,7 +59,6 @@ class FollowLog(Log):
                 width,
                 subsequent_indent=indent if len(indent) * 3 < width else self.INDENT,
                 break_on_hyphens=False,
-                drop_whitespace=True,
             ) or [line]
         return out
 
@@ -100,10 +99,9 @@ class FollowLog(Log):
 
     def on_resize(self, event: events.Resize) -> None:
         width = self._wrap_width()
-        if width != self._wrapped_at and self._written:
+        if width != self._wrapped_at:
             self._wrapped_at = width
-            self.clear()
-            self.write_lines(self._wrapped(self._written), scroll_end=False)
-        else:
-            self._wrapped_at = width
+            if self._written:  # wrapped for the old width: again, from the lines as given
+                self.clear()
+                self.write_lines(self._wrapped(self._written), scroll_end=False)
         self.keep_following()
